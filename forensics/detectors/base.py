@@ -1,0 +1,295 @@
+"""The detector contract: a spec, the shared batching / calibration / aggregation plumbing.
+
+A detector family subclasses :class:`Detector`, declares a :class:`DetectorSpec`, and
+implements :meth:`Detector.build` (weights -> ``nn.Module``) and :meth:`Detector.units`
+(media -> network inputs with their time spans). Everything else — loading verified weights,
+batching on the chosen device, calibration, aggregation, status handling — lives here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from forensics.errors import DetectorError, ForensicsError, MediaError, SkipDetection
+from forensics.results import DetectionResult, Segment
+
+UNITS = ("face", "frame", "audio_window", "av_window")
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """What a detector consumes and how its unit scores become a file score."""
+
+    name: str
+    kinds: tuple[str, ...]  # media kinds it scores: "image", "video", "audio"
+    unit: str  # one of UNITS
+    default_weights: str  # tag of the shipped weights
+    aggregation: str = "mean"
+    sample_fps: float | None = None  # frame sampling rate for frame/face units
+    window_s: float | None = None  # window length for audio(-visual) units
+    hop_s: float | None = None
+    sample_rate: int | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise ValueError(f"unit must be one of {UNITS}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregation!r}")
+
+
+@dataclass
+class Unit:
+    """One network input with where it came from (seconds, frame index, face box, track id)."""
+
+    x: np.ndarray
+    start: float
+    end: float
+    frame: int | None = None
+    box: tuple[float, float, float, float] | None = None
+    track: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- calibration and aggregation -----------------------------------------------------------
+
+
+def calibrate(logits: np.ndarray, calibration: dict[str, Any]) -> np.ndarray:
+    """``P(fake) = sigmoid((logit - bias) / temperature)`` with the card's numbers."""
+    t = float(calibration.get("temperature", 1.0))
+    b = float(calibration.get("bias", 0.0))
+    z = (np.asarray(logits, dtype=np.float64) - b) / t
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def _mean(scores: np.ndarray, tracks: Sequence[int | None]) -> float:
+    return float(np.mean(scores))
+
+
+def _max(scores: np.ndarray, tracks: Sequence[int | None]) -> float:
+    return float(np.max(scores))
+
+
+def _median(scores: np.ndarray, tracks: Sequence[int | None]) -> float:
+    return float(np.median(scores))
+
+
+def _top_k_mean(scores: np.ndarray, tracks: Sequence[int | None], frac: float = 0.25) -> float:
+    k = max(1, math.ceil(len(scores) * frac))
+    return float(np.mean(np.sort(scores)[-k:]))
+
+
+def _track_max(scores: np.ndarray, tracks: Sequence[int | None]) -> float:
+    """Mean score per face track, then the most suspicious track: one swapped person suffices."""
+    by: dict[Any, list[float]] = {}
+    for s, t in zip(scores, tracks, strict=True):
+        by.setdefault(t, []).append(float(s))
+    return max(float(np.mean(v)) for v in by.values())
+
+
+AGGREGATIONS: dict[str, Callable[[np.ndarray, Sequence[int | None]], float]] = {
+    "mean": _mean,
+    "max": _max,
+    "median": _median,
+    "top_k_mean": _top_k_mean,
+    "track_max": _track_max,
+}
+
+
+def aggregate(name: str, scores: np.ndarray, tracks: Sequence[int | None]) -> float:
+    """Apply a named aggregation to unit scores."""
+    if name not in AGGREGATIONS:
+        raise DetectorError(f"unknown aggregation {name!r}; choose from {', '.join(AGGREGATIONS)}")
+    return AGGREGATIONS[name](np.asarray(scores, dtype=np.float64), tracks)
+
+
+# -- the detector ------------------------------------------------------------------------
+
+
+def library_version() -> str:
+    from forensics import __version__
+
+    return __version__
+
+
+class Detector(ABC):
+    """Base class of every detector.
+
+    The constructor only stores parameters (nothing is loaded until first use). Verbs:
+    :meth:`decision_function` (raw logits per unit), :meth:`predict_proba` (calibrated
+    per unit), :meth:`detect` (a full :class:`DetectionResult` that never raises for bad media).
+    """
+
+    spec: ClassVar[DetectorSpec]
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        *,
+        device: str = "cpu",
+        aggregation: str | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.weights = str(weights) if weights is not None else f"{self.spec.name}.{self.spec.default_weights}"
+        self.device = device
+        self.aggregation = aggregation
+        self.batch_size = batch_size
+        self._loaded: Any = None
+        self._model: Any = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(weights={self.weights!r}, device={self.device!r})"
+
+    # -- weights ---------------------------------------------------------------------
+    @property
+    def loaded_weights(self) -> Any:
+        """The verified :class:`~forensics.weights.LoadedWeights` (loaded on first use)."""
+        self.load()
+        return self._loaded
+
+    @property
+    def card(self) -> dict[str, Any]:
+        return self.loaded_weights.card
+
+    @property
+    def model(self) -> Any:
+        self.load()
+        return self._model
+
+    def load(self) -> Detector:
+        """Load and verify weights and build the network on ``device``. Idempotent."""
+        if self._model is None:
+            from forensics.weights import load_weights
+
+            lw = load_weights(self.weights)
+            det = lw.card.get("detector", lw.name.split(".", 1)[0])
+            if det != self.spec.name:
+                raise DetectorError(f"weights {lw.name} are for detector {det!r}, not {self.spec.name!r}")
+            model = self.build(lw)
+            self._model = model.to(self.device).eval()
+            self._loaded = lw
+        return self
+
+    @property
+    def weights_id(self) -> str:
+        return self.loaded_weights.id
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        return self.card.get("calibration", {})
+
+    @property
+    def threshold(self) -> float:
+        return float(self.calibration.get("threshold", 0.5))
+
+    @property
+    def aggregation_name(self) -> str:
+        return self.aggregation or self.calibration.get("aggregation") or self.spec.aggregation
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return self.card.get("preprocessing", {})
+
+    # -- to implement --------------------------------------------------------------------
+    @abstractmethod
+    def build(self, weights: Any) -> Any:
+        """Build the ``nn.Module`` from :class:`~forensics.weights.LoadedWeights` (card args + tensors)."""
+
+    @abstractmethod
+    def units(self, media: Any) -> list[Unit]:
+        """Turn media into network inputs; raise :class:`SkipDetection` when there is nothing to score."""
+
+    def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
+        """Detector-specific facts for the result (offsets, attribution...). Default: none."""
+        return {}
+
+    def params(self) -> dict[str, Any]:
+        """The parameters recorded with every result."""
+        return {"aggregation": self.aggregation_name, "batch_size": self.batch_size, "device": self.device}
+
+    # -- shared plumbing -------------------------------------------------------------------
+    def forward(self, xs: np.ndarray) -> np.ndarray:
+        """Logits for a stack of unit inputs, batched on ``device``; one logit per unit."""
+        import torch
+
+        model = self.model
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(xs), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(xs[i : i + self.batch_size])).to(self.device)
+                out.append(model(batch).float().reshape(len(batch), -1)[:, 0].cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def _prepare(self, media_or_path: Any) -> Any:
+        from forensics.media import Media, open_media
+
+        media = media_or_path if isinstance(media_or_path, Media) else open_media(media_or_path)
+        if media.info.kind not in self.spec.kinds:
+            raise SkipDetection(f"{self.spec.name} scores {'/'.join(self.spec.kinds)}, not {media.info.kind}")
+        return media
+
+    def decision_function(self, media_or_path: Any) -> tuple[list[Unit], np.ndarray]:
+        """Raw logits (higher = more fake), one per unit, with the units."""
+        media = self._prepare(media_or_path)
+        self.load()
+        units = self.units(media)
+        if not units:
+            raise SkipDetection("nothing to score")
+        return units, self.forward(np.stack([u.x for u in units]))
+
+    def predict_proba(self, media_or_path: Any) -> tuple[list[Unit], np.ndarray]:
+        """Calibrated P(fake) per unit."""
+        units, logits = self.decision_function(media_or_path)
+        return units, calibrate(logits, self.calibration)
+
+    def detect(self, media_or_path: Any) -> DetectionResult:
+        """Score a file. Bad input becomes a ``skipped`` or ``error`` result, never a score."""
+        t0 = time.perf_counter()
+        name = self.spec.name
+        weights_id: str | None = None
+        try:
+            self.load()
+            weights_id = self.weights_id
+            media = self._prepare(media_or_path)
+            units = self.units(media)
+            if not units:
+                raise SkipDetection("nothing to score")
+            logits = self.forward(np.stack([u.x for u in units]))
+            if not np.all(np.isfinite(logits)):
+                raise DetectorError("network produced non-finite logits")
+            probs = calibrate(logits, self.calibration)
+            tracks = [u.track for u in units]
+            score = aggregate(self.aggregation_name, probs, tracks)
+            segments = [
+                Segment(u.start, u.end, float(p), float(lg), frame=u.frame, box=u.box, track=u.track)
+                for u, p, lg in zip(units, probs, logits, strict=True)
+            ]
+            ev = self.evidence(media, units, logits)
+            return DetectionResult(
+                name, weights_id, "ok", score=score, label=bool(score >= self.threshold), threshold=self.threshold,
+                segments=segments, evidence=ev, elapsed_s=time.perf_counter() - t0,
+                params=self.params(), version=library_version(),
+            )  # fmt: skip
+        except SkipDetection as exc:
+            status, reason = "skipped", str(exc)
+        except MediaError as exc:
+            status, reason = "error", f"{type(exc).__name__}: {exc}"
+        except ForensicsError as exc:
+            status, reason = "error", f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a bug or a decoder failure must not kill a batch
+            tb = traceback.extract_tb(exc.__traceback__)
+            where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+            status, reason = "error", f"{type(exc).__name__}: {exc}{where}"
+        return DetectionResult(
+            name, weights_id, status, reason=reason or status, elapsed_s=time.perf_counter() - t0,
+            params=self.params(), version=library_version(),
+        )  # fmt: skip

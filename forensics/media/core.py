@@ -1,0 +1,412 @@
+"""``open_media``: content-sniffed, lazy, memoised access to frames, audio and faces."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics.errors import CorruptMediaError, MediaError, MediaTooLargeError, UnsupportedMediaError
+from forensics.media.sniff import sniff
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Safety limits that keep memory bounded whatever a file claims."""
+
+    max_image_pixels: int = 64_000_000
+    max_video_pixels: int = 8192 * 4320
+    max_frames: int = 120
+    max_audio_s: float = 4 * 3600.0
+    max_bytes: int = 16 * 1024**3
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass
+class Frame:
+    """One decoded frame: ``index`` in the stream, ``t`` its presentation time in seconds."""
+
+    index: int
+    t: float
+    image: np.ndarray  # H x W x 3, uint8, RGB, rotation applied
+
+
+@dataclass
+class MediaInfo:
+    """What a probe learns without decoding the payload."""
+
+    kind: str  # "image" | "video" | "audio"
+    format: str  # sniffed content format
+    container: str | None = None
+    size_bytes: int = 0
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    vfr: bool = False
+    frame_count: int | None = None
+    rotation: int = 0
+    video_codec: str | None = None
+    has_video: bool = False
+    has_audio: bool = False
+    audio_codec: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    animated: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Full sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _rotate(img: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate counter-clockwise by the display-matrix angle, as players do."""
+    k = int(round(degrees / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(img, k=k)) if k else img
+
+
+def sample_times(duration: float, *, fps: float | None, n: int | None, max_frames: int) -> list[float]:
+    """Target times for sampling: every ``1/fps`` s, or ``n`` evenly spaced; never over ``max_frames``.
+
+    When ``fps`` would exceed ``max_frames`` the samples are spread evenly over the whole
+    duration instead, so a long video is covered end to end in bounded memory.
+    """
+    if duration <= 0:
+        return [0.0]
+    if fps is not None:
+        count = int(math.floor(duration * fps)) + 1
+        if count <= max_frames:
+            return [i / fps for i in range(count) if i / fps < duration] or [0.0]
+        n = max_frames
+    n = min(n or max_frames, max_frames)
+    return [(i + 0.5) * duration / n for i in range(n)]
+
+
+class Media:
+    """A media file opened lazily. Decoded data is memoised so detectors share the work.
+
+    Use :func:`open_media` to build one.
+    """
+
+    def __init__(self, path: Path, info: MediaInfo, limits: Limits) -> None:
+        self.path = path
+        self.info = info
+        self.limits = limits
+        self._cache: dict[tuple, Any] = {}
+
+    def __repr__(self) -> str:
+        i = self.info
+        return f"Media({str(self.path)!r}, kind={i.kind}, format={i.format}, duration={i.duration})"
+
+    # -- frames ---------------------------------------------------------------------------
+    def frames(self, *, fps: float | None = None, n: int | None = None, max_frames: int | None = None) -> list[Frame]:
+        """Sampled RGB frames at ``fps`` frames per second or ``n`` evenly spaced (memoised).
+
+        Images give one frame at t=0. Raises :class:`MediaError` for audio-only media.
+        """
+        if self.info.kind == "audio":
+            raise MediaError("file has no video or image content")
+        cap = min(max_frames or self.limits.max_frames, self.limits.max_frames)
+        key = ("frames", fps, n, cap)
+        if key not in self._cache:
+            self._cache[key] = list(self.iter_frames(fps=fps, n=n, max_frames=cap))
+        return self._cache[key]
+
+    def iter_frames(self, *, fps: float | None = None, n: int | None = None, max_frames: int | None = None) -> Iterator[Frame]:
+        """Stream sampled frames without memoising them; only sampled frames are converted to RGB."""
+        cap = max_frames or self.limits.max_frames
+        if self.info.kind == "image":
+            yield from self._image_frames()
+            return
+        if self.info.animated:
+            yield from self._animated_frames(fps=fps, n=n, max_frames=cap)
+            return
+        if fps is None and n is None:
+            fps = 1.0
+        yield from self._video_frames(fps=fps, n=n, max_frames=cap)
+
+    def _image_frames(self) -> Iterator[Frame]:
+        from PIL import Image, ImageOps
+
+        try:
+            with Image.open(self.path) as im:
+                im = ImageOps.exif_transpose(im)
+                arr = np.asarray(im.convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise CorruptMediaError(f"cannot decode image: {exc}") from exc
+        yield Frame(0, 0.0, arr)
+
+    def _animated_frames(self, *, fps: float | None, n: int | None, max_frames: int) -> Iterator[Frame]:
+        from PIL import Image, ImageSequence
+
+        durations = self.info.extra.get("frame_durations", [])
+        starts = np.concatenate([[0.0], np.cumsum(durations)[:-1]]) if durations else np.zeros(1)
+        targets = sample_times(self.info.duration or 0.0, fps=fps, n=n, max_frames=max_frames)
+        wanted = sorted({int(np.searchsorted(starts, t, side="right") - 1) for t in targets})
+        try:
+            with Image.open(self.path) as im:
+                for i, fr in enumerate(ImageSequence.Iterator(im)):
+                    if i in wanted:
+                        yield Frame(i, float(starts[i]) if i < len(starts) else 0.0, np.asarray(fr.convert("RGB")))
+                    if i >= wanted[-1]:
+                        break
+        except (OSError, ValueError) as exc:
+            raise CorruptMediaError(f"cannot decode animated image: {exc}") from exc
+
+    def _video_frames(self, *, fps: float | None, n: int | None, max_frames: int) -> Iterator[Frame]:
+        import av
+
+        duration = self.info.duration or 0.0
+        if duration <= 0 and fps is None:
+            fps = 1.0  # unknown duration: stream at 1 fps up to the cap
+        targets = sample_times(duration, fps=fps, n=n, max_frames=max_frames) if duration > 0 else [
+            i / fps for i in range(max_frames)  # type: ignore[operator]
+        ]
+        half = 0.5 / (self.info.fps or 25.0)
+        k = 0
+        got = 0
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                t0 = _stream_start(stream)
+                for index, frame in enumerate(container.decode(stream)):
+                    t = (frame.time - t0) if frame.time is not None else index / (self.info.fps or 25.0)
+                    if t + half < targets[k]:
+                        continue
+                    img = frame.to_ndarray(format="rgb24")
+                    yield Frame(index, max(t, 0.0), _rotate(img, getattr(frame, "rotation", 0) or 0))
+                    got += 1
+                    while k < len(targets) and targets[k] <= t + half:
+                        k += 1
+                    if k >= len(targets) or got >= max_frames:
+                        break
+        except av.FFmpegError as exc:
+            if got == 0:
+                raise CorruptMediaError(f"cannot decode video stream: {exc}") from exc
+            # A truncated tail after good frames: keep what was decoded.
+        if got == 0:
+            raise CorruptMediaError("video stream holds no decodable frame")
+
+    # -- audio ----------------------------------------------------------------------------
+    def audio(self, sr: int = 16000) -> np.ndarray:
+        """The audio track as mono float32 at ``sr`` Hz (memoised).
+
+        For videos, sample 0 is aligned to the first video frame's time (t=0 of :meth:`frames`).
+        """
+        if not self.info.has_audio:
+            raise MediaError("file has no audio track")
+        key = ("audio", sr)
+        if key not in self._cache:
+            self._cache[key] = self._decode_audio(sr)
+        return self._cache[key]
+
+    def _decode_audio(self, sr: int) -> np.ndarray:
+        import av
+
+        max_samples = int(self.limits.max_audio_s * sr)
+        chunks: list[np.ndarray] = []
+        total = 0
+        first_t: float | None = None
+        try:
+            with av.open(str(self.path)) as container:
+                astream = container.streams.audio[0]
+                video_t0 = _stream_start(container.streams.video[0]) if container.streams.video else None
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+                for frame in container.decode(astream):
+                    if first_t is None:
+                        first_t = frame.time
+                    for out in resampler.resample(frame):
+                        chunk = out.to_ndarray().reshape(-1)
+                        chunks.append(chunk)
+                        total += chunk.size
+                    if total > max_samples:
+                        raise MediaTooLargeError(f"audio longer than the {self.limits.max_audio_s:.0f} s limit")
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray().reshape(-1))
+        except av.FFmpegError as exc:
+            if not chunks:
+                raise CorruptMediaError(f"cannot decode audio stream: {exc}") from exc
+        if not chunks:
+            raise CorruptMediaError("audio stream holds no decodable sample")
+        wav = np.concatenate(chunks).astype(np.float32, copy=False)
+        if video_t0 is not None and first_t is not None:
+            shift = int(round((first_t - video_t0) * sr))
+            if shift > 0:
+                wav = np.concatenate([np.zeros(shift, np.float32), wav])
+            elif shift < 0:
+                wav = wav[-shift:]
+        return wav
+
+    # -- faces ----------------------------------------------------------------------------
+    def faces(self, *, fps: float | None = None, n: int | None = None, detector: Any = None, **kwargs: Any) -> list:
+        """Face tracks over the sampled frames (memoised per sampling and detector settings).
+
+        See :func:`forensics.media.faces.track_faces` for the keyword arguments.
+        """
+        from forensics.media.faces import default_face_detector, track_faces
+
+        det = detector or default_face_detector()
+        key = ("faces", fps, n, det.cache_key(), tuple(sorted(kwargs.items())))
+        if key not in self._cache:
+            self._cache[key] = track_faces(self.frames(fps=fps, n=n), det, **kwargs)
+        return self._cache[key]
+
+    def clear(self) -> None:
+        """Drop memoised frames, audio and faces."""
+        self._cache.clear()
+
+
+def _stream_start(stream: Any) -> float:
+    if stream.start_time is not None and stream.time_base is not None:
+        return float(stream.start_time * stream.time_base)
+    return 0.0
+
+
+def open_media(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> Media:
+    """Open a media file by sniffing its content; nothing is decoded until asked for.
+
+    Raises :class:`UnsupportedMediaError`, :class:`CorruptMediaError` or
+    :class:`MediaTooLargeError` with a message that says what is wrong.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"no such file: {p}")
+    if p.is_dir():
+        raise MediaError(f"is a directory, not a media file: {p}")
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise MediaError(f"cannot stat file: {exc}") from exc
+    if size == 0:
+        raise CorruptMediaError("file is empty (0 bytes)")
+    if size > limits.max_bytes:
+        raise MediaTooLargeError(f"file is {size / 1e9:.1f} GB, over the {limits.max_bytes / 1e9:.0f} GB limit")
+    try:
+        sniffed = sniff(p)
+    except OSError as exc:
+        raise MediaError(f"cannot read file: {exc}") from exc
+    if sniffed is None:
+        raise UnsupportedMediaError("content is not a recognised image, video or audio format")
+    fmt, kind = sniffed
+    if kind == "image":
+        info = _probe_image(p, fmt, size, limits)
+    else:
+        info = _probe_av(p, fmt, size, limits)
+    return Media(p, info, limits)
+
+
+def _probe_image(p: Path, fmt: str, size: int, limits: Limits) -> MediaInfo:
+    from PIL import Image
+
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+            if w * h > limits.max_image_pixels:
+                raise MediaTooLargeError(
+                    f"image header claims {w}x{h} pixels, over the {limits.max_image_pixels:,} pixel limit"
+                )
+            n = getattr(im, "n_frames", 1)
+            info = MediaInfo(kind="image", format=fmt, container=(im.format or fmt).lower(), size_bytes=size, width=w, height=h)
+            exif = im.getexif()
+            orientation = exif.get(0x0112, 1) if exif else 1
+            if orientation in (6, 8):
+                info.width, info.height = h, w
+                info.rotation = 270 if orientation == 6 else 90
+            if n > 1:
+                durations = []
+                for i in range(min(n, 100_000)):
+                    im.seek(i)
+                    durations.append(max(float(im.info.get("duration", 100) or 100), 10.0) / 1000.0)
+                info.kind = "video"
+                info.animated = True
+                info.has_video = True
+                info.frame_count = n
+                info.duration = float(sum(durations))
+                info.fps = n / info.duration if info.duration else None
+                info.extra["frame_durations"] = durations
+            else:
+                im.verify()
+    except MediaError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise MediaTooLargeError(str(exc)) from exc
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise CorruptMediaError(f"cannot read {fmt} image: {exc}") from exc
+    return info
+
+
+def _probe_av(p: Path, fmt: str, size: int, limits: Limits) -> MediaInfo:
+    import av
+
+    try:
+        container = av.open(str(p))
+    except av.FFmpegError as exc:
+        raise CorruptMediaError(f"cannot open {fmt} container: {exc}") from exc
+    with container:
+        v = container.streams.video[0] if container.streams.video else None
+        a = container.streams.audio[0] if container.streams.audio else None
+        if v is not None and v.codec_context.name in ("mjpeg", "png", "bmp") and v.frames <= 1 and a is not None:
+            v = None  # cover art inside an audio file
+        if v is None and a is None:
+            raise UnsupportedMediaError(f"{fmt} container holds no audio or video stream")
+        info = MediaInfo(kind="video" if v is not None else "audio", format=fmt, container=container.format.name, size_bytes=size)
+        if container.duration is not None:
+            info.duration = container.duration / 1_000_000
+        if v is not None:
+            info.has_video = True
+            info.video_codec = v.codec_context.name
+            info.width, info.height = v.codec_context.width, v.codec_context.height
+            if not info.width or not info.height:
+                raise CorruptMediaError("video stream has no frame size")
+            if info.width * info.height > limits.max_video_pixels:
+                raise MediaTooLargeError(
+                    f"video header claims {info.width}x{info.height}, over the {limits.max_video_pixels:,} pixel limit"
+                )
+            avg = v.average_rate
+            guessed = v.guessed_rate
+            info.fps = float(avg) if avg else (float(guessed) if guessed else None)
+            if avg and guessed and abs(float(avg) - float(guessed)) > 0.01 * float(guessed):
+                info.vfr = True
+            if v.duration is not None and v.time_base is not None:
+                info.duration = float(v.duration * v.time_base)
+            info.frame_count = v.frames or (int(round(info.duration * info.fps)) if info.duration and info.fps else None)
+            rot = _stream_rotation(v)
+            info.rotation = rot
+            if rot % 180:
+                info.width, info.height = info.height, info.width
+        if a is not None:
+            info.has_audio = True
+            info.audio_codec = a.codec_context.name
+            info.sample_rate = a.codec_context.sample_rate or a.rate
+            info.channels = a.codec_context.channels
+            if v is None and a.duration is not None and a.time_base is not None:
+                info.duration = float(a.duration * a.time_base)
+    if info.duration is not None and (not math.isfinite(info.duration) or info.duration < 0):
+        info.duration = None
+    return info
+
+
+def _stream_rotation(stream: Any) -> int:
+    """Display rotation (counter-clockwise degrees) from stream metadata; frames carry their own."""
+    try:
+        return -int(float(stream.metadata.get("rotate", 0)))
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,176 @@
+"""Faces: a small detector interface, MTCNN behind it, IoU tracking and aligned crops."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from forensics.media.core import Frame
+
+
+@dataclass
+class Face:
+    """One detected face in one frame. Coordinates are pixels of the (rotated) frame."""
+
+    frame: int
+    t: float
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    score: float
+    landmarks: np.ndarray | None = None  # 5 x 2: left eye, right eye, nose, mouth left, mouth right
+    track: int = -1
+
+    @property
+    def size(self) -> float:
+        return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+
+@dataclass
+class FaceTrack:
+    """The same face followed across sampled frames."""
+
+    id: int
+    faces: list[Face] = field(default_factory=list)
+
+    @property
+    def start(self) -> float:
+        return self.faces[0].t
+
+    @property
+    def end(self) -> float:
+        return self.faces[-1].t
+
+
+class FaceDetector(Protocol):
+    """Anything that finds faces in an RGB image."""
+
+    def detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray | None]]:
+        """Return ``(box, score, landmarks)`` for every face in an H x W x 3 uint8 RGB image."""
+        ...
+
+    def cache_key(self) -> tuple:
+        """Settings that change the output, for memoisation."""
+        ...
+
+
+class MTCNNDetector:
+    """facenet-pytorch's MTCNN (weights ship in its wheel), run on a downscaled copy of the frame.
+
+    ``max_side`` bounds the longest side the network sees; boxes are scaled back to the frame.
+    """
+
+    def __init__(self, *, max_side: int = 640, min_face: int = 40, threshold: float = 0.92, device: str = "cpu") -> None:
+        self.max_side = max_side
+        self.min_face = min_face
+        self.threshold = threshold
+        self.device = device
+        self._mtcnn = None
+        self._lock = threading.Lock()
+
+    def cache_key(self) -> tuple:
+        return ("mtcnn", self.max_side, self.min_face, self.threshold)
+
+    def _net(self):  # noqa: ANN202 - facenet type
+        if self._mtcnn is None:
+            from facenet_pytorch import MTCNN
+
+            self._mtcnn = MTCNN(keep_all=True, device=self.device, min_face_size=12, post_process=False)
+        return self._mtcnn
+
+    def detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray | None]]:
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+        import torch
+
+        with self._lock, torch.inference_mode():
+            boxes, probs, points = self._net().detect(small, landmarks=True)
+        out = []
+        if boxes is None:
+            return out
+        for box, p, pts in zip(boxes, probs, points, strict=False):
+            if p is None or p < self.threshold:
+                continue
+            b = tuple(float(v) / scale for v in box)
+            b = (max(0.0, b[0]), max(0.0, b[1]), min(float(w), b[2]), min(float(h), b[3]))
+            if min(b[2] - b[0], b[3] - b[1]) < self.min_face:
+                continue
+            out.append((b, float(p), np.asarray(pts, dtype=np.float32) / scale))
+        return out
+
+
+_DEFAULT: MTCNNDetector | None = None
+
+
+def default_face_detector() -> MTCNNDetector:
+    """A process-wide MTCNN detector, created on first use."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = MTCNNDetector()
+    return _DEFAULT
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two ``x1, y1, x2, y2`` boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def track_faces(frames: list[Frame], detector: FaceDetector, *, min_iou: float = 0.3, max_gap: int = 3) -> list[FaceTrack]:
+    """Detect faces in every frame and link them greedily by IoU into tracks.
+
+    A track survives up to ``max_gap`` sampled frames without a match.
+    """
+    tracks: list[FaceTrack] = []
+    last_seen: dict[int, int] = {}
+    for fi, fr in enumerate(frames):
+        dets = detector.detect(fr.image)
+        faces = [Face(fr.index, fr.t, box, score, lm) for box, score, lm in dets]
+        live = [t for t in tracks if fi - last_seen[t.id] <= max_gap]
+        pairs = sorted(
+            ((iou(t.faces[-1].box, f.box), ti, fj) for ti, t in enumerate(live) for fj, f in enumerate(faces)),
+            reverse=True,
+        )
+        used_t: set[int] = set()
+        used_f: set[int] = set()
+        for score, ti, fj in pairs:
+            if score < min_iou or ti in used_t or fj in used_f:
+                continue
+            used_t.add(ti)
+            used_f.add(fj)
+            faces[fj].track = live[ti].id
+            live[ti].faces.append(faces[fj])
+            last_seen[live[ti].id] = fi
+        for fj, f in enumerate(faces):
+            if fj not in used_f:
+                tid = len(tracks)
+                f.track = tid
+                tracks.append(FaceTrack(tid, [f]))
+                last_seen[tid] = fi
+    return tracks
+
+
+def align_face(image: np.ndarray, face: Face, *, size: int = 224, margin: float = 0.3, rotate: bool = True) -> np.ndarray:
+    """A square ``size`` x ``size`` crop around the face with ``margin`` (fraction of the box side).
+
+    With landmarks and ``rotate``, the crop is rotated so the eyes are level. Pixels outside the
+    frame are filled by edge replication.
+    """
+    x1, y1, x2, y2 = face.box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+    angle = 0.0
+    if rotate and face.landmarks is not None:
+        (lx, ly), (rx, ry) = face.landmarks[0], face.landmarks[1]
+        angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+    scale = size / side
+    m = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+    m[0, 2] += size / 2 - cx
+    m[1, 2] += size / 2 - cy
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,293 @@
+"""Weights registry and loader: safetensors plus a card, full sha256 checked on every load.
+
+A weights id is ``detector.tag`` (``face_swap.sbi_v1``). Sources, in resolution order: an
+explicit local path, the user's cache (``$FORENSICS_HOME/weights`` or the platform cache dir,
+where fine-tuned, imported and downloaded weights live), the weights shipped in ``models/``,
+and registered URLs (downloaded, verified, then cached). Pickles are never loaded implicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from forensics.errors import ChecksumMismatchError, UnsafeWeightsError, WeightsError, WeightsNotFoundError
+
+CARD_KEY = "forensics_card"
+CARD_FIELDS = ("architecture", "preprocessing", "calibration", "training_data", "metrics", "licence")
+
+
+def cache_dir() -> Path:
+    """``$FORENSICS_HOME`` or the platform cache directory (``~/.cache/forensics`` on Linux)."""
+    env = os.environ.get("FORENSICS_HOME")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("forensics"))
+
+
+def user_weights_dir() -> Path:
+    return cache_dir() / "weights"
+
+
+def builtin_dir() -> Path:
+    """The ``models/`` folder shipped with the package."""
+    return Path(str(resources.files("forensics.models")))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class WeightsEntry:
+    """A registry row: where a weights file is and what its card says."""
+
+    name: str
+    source: str  # "builtin" | "user" | "remote"
+    sha256: str
+    card: dict[str, Any]
+    path: Path | None = None
+    url: str | None = None
+
+    @property
+    def detector(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.name.split(".", 1)[1] if "." in self.name else ""
+
+
+@dataclass
+class LoadedWeights:
+    """Verified tensors plus the card that says how to use them."""
+
+    name: str
+    sha256: str
+    card: dict[str, Any]
+    tensors: dict[str, Any] = field(repr=False)
+    path: Path
+
+    @property
+    def id(self) -> str:
+        """``name@sha256[:12]``: what every result records."""
+        return f"{self.name}@{self.sha256[:12]}"
+
+
+_REMOTE: dict[str, WeightsEntry] = {}
+
+
+def register_remote(name: str, *, url: str, sha256: str, card: dict[str, Any]) -> None:
+    """Register weights published at ``url``; the full ``sha256`` is required."""
+    if len(sha256) != 64:
+        raise WeightsError(f"{name}: a remote weights entry needs the full 64-hex sha256")
+    _REMOTE[name] = WeightsEntry(name, "remote", sha256.lower(), card, url=url)
+
+
+def _entries_in(folder: Path, source: str) -> dict[str, WeightsEntry]:
+    out: dict[str, WeightsEntry] = {}
+    if not folder.is_dir():
+        return out
+    for card_path in sorted(folder.glob("*.json")):
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(card, dict) or "name" not in card or "sha256" not in card:
+            continue
+        path = folder / card.get("file", card_path.with_suffix(".safetensors").name)
+        out[card["name"]] = WeightsEntry(card["name"], source, card["sha256"], card, path=path)
+    return out
+
+
+def registry() -> dict[str, WeightsEntry]:
+    """Every known weights entry: remote, then built-in, then the user's (later wins)."""
+    reg: dict[str, WeightsEntry] = dict(_REMOTE)
+    reg.update(_entries_in(builtin_dir(), "builtin"))
+    reg.update(_entries_in(user_weights_dir(), "user"))
+    return reg
+
+
+def list_weights(detector: str | None = None) -> list[WeightsEntry]:
+    """Registered weights, optionally for one detector, sorted by name."""
+    return sorted(
+        (e for e in registry().values() if detector is None or e.detector == detector), key=lambda e: e.name
+    )
+
+
+def _read_safetensors(path: Path, expected_sha: str | None) -> tuple[dict[str, Any], dict[str, str], str]:
+    from safetensors import safe_open
+
+    if path.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin"):
+        raise UnsafeWeightsError(
+            f"{path.name} looks like a pickled checkpoint; convert it first with"
+            " `forensics weights import FILE --detector NAME`"
+        )
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file not found: {path}")
+    digest = sha256_file(path)
+    if expected_sha is not None and digest != expected_sha:
+        raise ChecksumMismatchError(
+            f"{path} has sha256 {digest[:12]}…, but its card records {expected_sha[:12]}…;"
+            " the file was modified or corrupted — restore or re-download it"
+        )
+    try:
+        tensors: dict[str, Any] = {}
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            for k in fh.keys():
+                tensors[k] = fh.get_tensor(k)
+    except Exception as exc:  # safetensors raises SafetensorError/OSError for broken files
+        raise WeightsError(f"{path} is not a valid safetensors file: {exc}") from exc
+    return tensors, meta, digest
+
+
+def download(url: str, sha256: str, dest: Path, *, progress: Callable[[int, int | None], None] | None = None) -> Path:
+    """Download ``url`` atomically into ``dest`` and verify its full sha256."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, os.fdopen(fd, "wb") as out:  # noqa: S310
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            done = 0
+            while block := resp.read(1 << 20):
+                out.write(block)
+                h.update(block)
+                done += len(block)
+                if progress:
+                    progress(done, total)
+        if h.hexdigest() != sha256:
+            raise ChecksumMismatchError(f"download from {url} has sha256 {h.hexdigest()[:12]}…, expected {sha256[:12]}…")
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise WeightsError(f"cannot download {url}: {exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def resolve(name_or_path: str | os.PathLike[str], *, progress: Callable[[int, int | None], None] | None = None) -> WeightsEntry:
+    """Find weights by local path or registered name, downloading remote ones into the cache."""
+    p = Path(name_or_path)
+    if p.suffix and p.exists():
+        if p.suffix != ".safetensors":
+            _read_safetensors(p, None)  # raises UnsafeWeightsError for pickles
+        card_path = p.with_suffix(".json")
+        card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.exists() else {}
+        if not card:
+            _, meta, _ = _read_safetensors(p, None)
+            card = json.loads(meta.get(CARD_KEY, "{}"))
+        name = card.get("name", p.stem)
+        return WeightsEntry(name, "path", card.get("sha256") or sha256_file(p), card, path=p)
+    reg = registry()
+    name = str(name_or_path)
+    if name not in reg:
+        known = ", ".join(sorted(reg)) or "none"
+        raise WeightsNotFoundError(f"no weights named {name!r}; known: {known}")
+    entry = reg[name]
+    if entry.source == "remote":
+        cached = user_weights_dir() / f"{name}.safetensors"
+        if not cached.exists() or sha256_file(cached) != entry.sha256:
+            download(entry.url or "", entry.sha256, cached, progress=progress)
+        card = dict(entry.card, name=name, sha256=entry.sha256, file=cached.name)
+        (user_weights_dir() / f"{name}.json").write_text(json.dumps(card, indent=2))
+        entry = WeightsEntry(name, "user", entry.sha256, card, path=cached)
+    return entry
+
+
+def load_weights(name_or_path: str | os.PathLike[str], **kwargs: Any) -> LoadedWeights:
+    """Resolve, verify the full sha256, and load tensors plus card."""
+    entry = resolve(name_or_path, **kwargs)
+    assert entry.path is not None
+    expected = entry.sha256 if entry.source != "path" or "sha256" in entry.card else None
+    tensors, meta, digest = _read_safetensors(entry.path, expected)
+    card = dict(entry.card) or json.loads(meta.get(CARD_KEY, "{}"))
+    return LoadedWeights(entry.name, digest, card, tensors, entry.path)
+
+
+def save_weights(tensors: dict[str, Any], card: dict[str, Any], folder: Path) -> Path:
+    """Write ``<name>.safetensors`` with the card embedded, and ``<name>.json`` with its sha256."""
+    from safetensors.torch import save_file
+
+    name = card["name"]
+    if "." not in name:
+        raise WeightsError(f"weights name {name!r} must be 'detector.tag'")
+    missing = [k for k in CARD_FIELDS if k not in card]
+    if missing:
+        raise WeightsError(f"card for {name} lacks {', '.join(missing)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.safetensors"
+    body = {k: v for k, v in card.items() if k not in ("sha256", "file")}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    save_file(tensors, str(path), metadata={CARD_KEY: json.dumps(body, sort_keys=True)})
+    full = dict(body, file=path.name, sha256=sha256_file(path))
+    path.with_suffix(".json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def verify_all() -> list[tuple[str, str]]:
+    """Check every local weights file against its card: ``[(name, "ok" | problem)]``."""
+    out = []
+    for e in list_weights():
+        if e.source == "remote":
+            out.append((e.name, "remote (verified on download)"))
+            continue
+        try:
+            assert e.path is not None
+            if not e.path.exists():
+                out.append((e.name, f"missing file {e.path}"))
+            elif (d := sha256_file(e.path)) != e.sha256:
+                out.append((e.name, f"checksum mismatch: {d[:12]} != {e.sha256[:12]}"))
+            else:
+                out.append((e.name, "ok"))
+        except OSError as exc:
+            out.append((e.name, f"unreadable: {exc}"))
+    return out
+
+
+def import_checkpoint(
+    path: str | os.PathLike[str], *, detector: str, tag: str, converter: str | None = None, card: dict[str, Any] | None = None
+) -> Path:
+    """Convert a pickled checkpoint into safetensors plus card in the user's weights folder.
+
+    The file is read with ``torch.load(weights_only=True)``: tensors only, no code runs.
+    ``converter`` names a key-mapping in :mod:`forensics.nn.converters` (default: the detector's).
+    """
+    import torch
+
+    from forensics.nn.converters import convert_state_dict
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for untrusted files
+        raise UnsafeWeightsError(f"cannot load {path} safely as tensors only: {exc}") from exc
+    tensors, arch = convert_state_dict(obj, detector=detector, converter=converter)
+    base = {
+        "name": f"{detector}.{tag}",
+        "detector": detector,
+        "architecture": arch,
+        "preprocessing": {},
+        "calibration": {"temperature": 1.0, "bias": 0.0, "threshold": 0.5, "fpr": None, "note": "uncalibrated import"},
+        "training_data": f"imported from {Path(path).name}; see its publisher",
+        "metrics": {},
+        "licence": "as published by the checkpoint's authors",
+        "source_sha256": sha256_file(Path(path)),
+    }
+    base.update(card or {})
+    return save_weights(tensors, base, user_weights_dir())
