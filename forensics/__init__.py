@@ -15,6 +15,10 @@ from forensics.detectors import create_detector, list_detectors
 from forensics.errors import ForensicsError, MediaError, WeightsError
 from forensics.results import DetectionResult, MediaReport, Segment
 
+# Imported eagerly on purpose: the functions ``forensics.scan``/``forensics.analyze`` must win over
+# the submodule ``forensics.scan`` of the same name (a lazy import would rebind the attribute).
+from forensics.scan import analyze, scan
+
 if TYPE_CHECKING:
     from forensics.media import Media
 
@@ -31,20 +35,6 @@ def list_weights(detector: str | None = None) -> list[Any]:
     from forensics.weights import list_weights as _lw
 
     return _lw(detector)
-
-
-def analyze(path: Any, *, detectors: Any = None, **kwargs: Any) -> MediaReport:
-    """Score one file with the default (or given) detectors and return its report."""
-    from forensics.scan import analyze as _analyze
-
-    return _analyze(path, detectors=detectors, **kwargs)
-
-
-def scan(paths: Any, *, detectors: Any = None, **kwargs: Any) -> Any:
-    """Yield a :class:`MediaReport` for every media file under ``paths``."""
-    from forensics.scan import scan as _scan
-
-    return _scan(paths, detectors=detectors, **kwargs)
 
 
 def load_results(path: Any) -> Any:

@@ -124,9 +124,7 @@ def registry() -> dict[str, WeightsEntry]:
 
 def list_weights(detector: str | None = None) -> list[WeightsEntry]:
     """Registered weights, optionally for one detector, sorted by name."""
-    return sorted(
-        (e for e in registry().values() if detector is None or e.detector == detector), key=lambda e: e.name
-    )
+    return sorted((e for e in registry().values() if detector is None or e.detector == detector), key=lambda e: e.name)
 
 
 def _read_safetensors(path: Path, expected_sha: str | None) -> tuple[dict[str, Any], dict[str, str], str]:
@@ -149,7 +147,7 @@ def _read_safetensors(path: Path, expected_sha: str | None) -> tuple[dict[str, A
         tensors: dict[str, Any] = {}
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            for k in fh.keys():
+            for k in fh.keys():  # noqa: SIM118 - safe_open is not iterable
                 tensors[k] = fh.get_tensor(k)
     except Exception as exc:  # safetensors raises SafetensorError/OSError for broken files
         raise WeightsError(f"{path} is not a valid safetensors file: {exc}") from exc
@@ -162,7 +160,7 @@ def download(url: str, sha256: str, dest: Path, *, progress: Callable[[int, int 
     h = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, os.fdopen(fd, "wb") as out:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=60) as resp, os.fdopen(fd, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
             done = 0
             while block := resp.read(1 << 20):
@@ -172,7 +170,9 @@ def download(url: str, sha256: str, dest: Path, *, progress: Callable[[int, int 
                 if progress:
                     progress(done, total)
         if h.hexdigest() != sha256:
-            raise ChecksumMismatchError(f"download from {url} has sha256 {h.hexdigest()[:12]}…, expected {sha256[:12]}…")
+            raise ChecksumMismatchError(
+                f"download from {url} has sha256 {h.hexdigest()[:12]}…, expected {sha256[:12]}…"
+            )
         os.replace(tmp, dest)
     except OSError as exc:
         raise WeightsError(f"cannot download {url}: {exc}") from exc
@@ -182,7 +182,9 @@ def download(url: str, sha256: str, dest: Path, *, progress: Callable[[int, int 
     return dest
 
 
-def resolve(name_or_path: str | os.PathLike[str], *, progress: Callable[[int, int | None], None] | None = None) -> WeightsEntry:
+def resolve(
+    name_or_path: str | os.PathLike[str], *, progress: Callable[[int, int | None], None] | None = None
+) -> WeightsEntry:
     """Find weights by local path or registered name, downloading remote ones into the cache."""
     p = Path(name_or_path)
     if p.suffix and p.exists():
@@ -262,7 +264,12 @@ def verify_all() -> list[tuple[str, str]]:
 
 
 def import_checkpoint(
-    path: str | os.PathLike[str], *, detector: str, tag: str, converter: str | None = None, card: dict[str, Any] | None = None
+    path: str | os.PathLike[str],
+    *,
+    detector: str,
+    tag: str,
+    converter: str | None = None,
+    card: dict[str, Any] | None = None,
 ) -> Path:
     """Convert a pickled checkpoint into safetensors plus card in the user's weights folder.
 
@@ -275,7 +282,7 @@ def import_checkpoint(
 
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for untrusted files
+    except Exception as exc:
         raise UnsafeWeightsError(f"cannot load {path} safely as tensors only: {exc}") from exc
     tensors, arch = convert_state_dict(obj, detector=detector, converter=converter)
     base = {

@@ -193,7 +193,9 @@ class Detector(ABC):
 
     @property
     def aggregation_name(self) -> str:
-        return self.aggregation or self.calibration.get("aggregation") or self.spec.aggregation
+        """The aggregation in use: the constructor's, else the card's, else the spec's."""
+        card = self._loaded.card.get("calibration", {}) if self._loaded is not None else {}
+        return self.aggregation or card.get("aggregation") or self.spec.aggregation
 
     @property
     def preprocessing(self) -> dict[str, Any]:
@@ -285,7 +287,7 @@ class Detector(ABC):
             status, reason = "error", f"{type(exc).__name__}: {exc}"
         except ForensicsError as exc:
             status, reason = "error", f"{type(exc).__name__}: {exc}"
-        except Exception as exc:  # noqa: BLE001 - a bug or a decoder failure must not kill a batch
+        except Exception as exc:
             tb = traceback.extract_tb(exc.__traceback__)
             where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
             status, reason = "error", f"{type(exc).__name__}: {exc}{where}"

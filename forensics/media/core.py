@@ -78,7 +78,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def _rotate(img: np.ndarray, degrees: float) -> np.ndarray:
     """Rotate counter-clockwise by the display-matrix angle, as players do."""
-    k = int(round(degrees / 90.0)) % 4
+    k = round(degrees / 90.0) % 4
     return np.ascontiguousarray(np.rot90(img, k=k)) if k else img
 
 
@@ -91,7 +91,7 @@ def sample_times(duration: float, *, fps: float | None, n: int | None, max_frame
     if duration <= 0:
         return [0.0]
     if fps is not None:
-        count = int(math.floor(duration * fps)) + 1
+        count = math.floor(duration * fps) + 1
         if count <= max_frames:
             return [i / fps for i in range(count) if i / fps < duration] or [0.0]
         n = max_frames
@@ -129,7 +129,9 @@ class Media:
             self._cache[key] = list(self.iter_frames(fps=fps, n=n, max_frames=cap))
         return self._cache[key]
 
-    def iter_frames(self, *, fps: float | None = None, n: int | None = None, max_frames: int | None = None) -> Iterator[Frame]:
+    def iter_frames(
+        self, *, fps: float | None = None, n: int | None = None, max_frames: int | None = None
+    ) -> Iterator[Frame]:
         """Stream sampled frames without memoising them; only sampled frames are converted to RGB."""
         cap = max_frames or self.limits.max_frames
         if self.info.kind == "image":
@@ -176,10 +178,15 @@ class Media:
         duration = self.info.duration or 0.0
         if duration <= 0 and fps is None:
             fps = 1.0  # unknown duration: stream at 1 fps up to the cap
-        targets = sample_times(duration, fps=fps, n=n, max_frames=max_frames) if duration > 0 else [
-            i / fps for i in range(max_frames)  # type: ignore[operator]
-        ]
-        half = 0.5 / (self.info.fps or 25.0)
+        targets = (
+            sample_times(duration, fps=fps, n=n, max_frames=max_frames)
+            if duration > 0
+            else [
+                i / fps
+                for i in range(max_frames)  # type: ignore[operator]
+            ]
+        )
+        eps = 1e-3  # take the first frame at or after each target time
         k = 0
         got = 0
         try:
@@ -189,12 +196,12 @@ class Media:
                 t0 = _stream_start(stream)
                 for index, frame in enumerate(container.decode(stream)):
                     t = (frame.time - t0) if frame.time is not None else index / (self.info.fps or 25.0)
-                    if t + half < targets[k]:
+                    if t < targets[k] - eps:
                         continue
                     img = frame.to_ndarray(format="rgb24")
                     yield Frame(index, max(t, 0.0), _rotate(img, getattr(frame, "rotation", 0) or 0))
                     got += 1
-                    while k < len(targets) and targets[k] <= t + half:
+                    while k < len(targets) and targets[k] <= t + eps:
                         k += 1
                     if k >= len(targets) or got >= max_frames:
                         break
@@ -248,7 +255,7 @@ class Media:
             raise CorruptMediaError("audio stream holds no decodable sample")
         wav = np.concatenate(chunks).astype(np.float32, copy=False)
         if video_t0 is not None and first_t is not None:
-            shift = int(round((first_t - video_t0) * sr))
+            shift = round((first_t - video_t0) * sr)
             if shift > 0:
                 wav = np.concatenate([np.zeros(shift, np.float32), wav])
             elif shift < 0:
@@ -306,10 +313,7 @@ def open_media(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS)
     if sniffed is None:
         raise UnsupportedMediaError("content is not a recognised image, video or audio format")
     fmt, kind = sniffed
-    if kind == "image":
-        info = _probe_image(p, fmt, size, limits)
-    else:
-        info = _probe_av(p, fmt, size, limits)
+    info = _probe_image(p, fmt, size, limits) if kind == "image" else _probe_av(p, fmt, size, limits)
     return Media(p, info, limits)
 
 
@@ -324,7 +328,9 @@ def _probe_image(p: Path, fmt: str, size: int, limits: Limits) -> MediaInfo:
                     f"image header claims {w}x{h} pixels, over the {limits.max_image_pixels:,} pixel limit"
                 )
             n = getattr(im, "n_frames", 1)
-            info = MediaInfo(kind="image", format=fmt, container=(im.format or fmt).lower(), size_bytes=size, width=w, height=h)
+            info = MediaInfo(
+                kind="image", format=fmt, container=(im.format or fmt).lower(), size_bytes=size, width=w, height=h
+            )
             exif = im.getexif()
             orientation = exif.get(0x0112, 1) if exif else 1
             if orientation in (6, 8):
@@ -342,12 +348,12 @@ def _probe_image(p: Path, fmt: str, size: int, limits: Limits) -> MediaInfo:
                 info.duration = float(sum(durations))
                 info.fps = n / info.duration if info.duration else None
                 info.extra["frame_durations"] = durations
-            else:
-                im.verify()
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:
-        raise MediaTooLargeError(str(exc)) from exc
+        raise MediaTooLargeError(
+            f"image header claims too many pixels (over the {limits.max_image_pixels:,} limit): {exc}"
+        ) from exc
     except Exception as exc:  # Pillow raises many types for broken files
         raise CorruptMediaError(f"cannot read {fmt} image: {exc}") from exc
     return info
@@ -367,7 +373,9 @@ def _probe_av(p: Path, fmt: str, size: int, limits: Limits) -> MediaInfo:
             v = None  # cover art inside an audio file
         if v is None and a is None:
             raise UnsupportedMediaError(f"{fmt} container holds no audio or video stream")
-        info = MediaInfo(kind="video" if v is not None else "audio", format=fmt, container=container.format.name, size_bytes=size)
+        info = MediaInfo(
+            kind="video" if v is not None else "audio", format=fmt, container=container.format.name, size_bytes=size
+        )
         if container.duration is not None:
             info.duration = container.duration / 1_000_000
         if v is not None:
@@ -387,7 +395,7 @@ def _probe_av(p: Path, fmt: str, size: int, limits: Limits) -> MediaInfo:
                 info.vfr = True
             if v.duration is not None and v.time_base is not None:
                 info.duration = float(v.duration * v.time_base)
-            info.frame_count = v.frames or (int(round(info.duration * info.fps)) if info.duration and info.fps else None)
+            info.frame_count = v.frames or (round(info.duration * info.fps) if info.duration and info.fps else None)
             rot = _stream_rotation(v)
             info.rotation = rot
             if rot % 180:

@@ -62,7 +62,9 @@ class MTCNNDetector:
     ``max_side`` bounds the longest side the network sees; boxes are scaled back to the frame.
     """
 
-    def __init__(self, *, max_side: int = 640, min_face: int = 40, threshold: float = 0.92, device: str = "cpu") -> None:
+    def __init__(
+        self, *, max_side: int = 640, min_face: int = 40, threshold: float = 0.92, device: str = "cpu"
+    ) -> None:
         self.max_side = max_side
         self.min_face = min_face
         self.threshold = threshold
@@ -73,7 +75,7 @@ class MTCNNDetector:
     def cache_key(self) -> tuple:
         return ("mtcnn", self.max_side, self.min_face, self.threshold)
 
-    def _net(self):  # noqa: ANN202 - facenet type
+    def _net(self):
         if self._mtcnn is None:
             from facenet_pytorch import MTCNN
 
@@ -83,7 +85,11 @@ class MTCNNDetector:
     def detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray | None]]:
         h, w = image.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
-        small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+        small = (
+            cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+            if scale < 1
+            else image
+        )
         import torch
 
         with self._lock, torch.inference_mode():
@@ -122,7 +128,9 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def track_faces(frames: list[Frame], detector: FaceDetector, *, min_iou: float = 0.3, max_gap: int = 3) -> list[FaceTrack]:
+def track_faces(
+    frames: list[Frame], detector: FaceDetector, *, min_iou: float = 0.3, max_gap: int = 3
+) -> list[FaceTrack]:
     """Detect faces in every frame and link them greedily by IoU into tracks.
 
     A track survives up to ``max_gap`` sampled frames without a match.
@@ -156,7 +164,9 @@ def track_faces(frames: list[Frame], detector: FaceDetector, *, min_iou: float =
     return tracks
 
 
-def align_face(image: np.ndarray, face: Face, *, size: int = 224, margin: float = 0.3, rotate: bool = True) -> np.ndarray:
+def align_face(
+    image: np.ndarray, face: Face, *, size: int = 224, margin: float = 0.3, rotate: bool = True
+) -> np.ndarray:
     """A square ``size`` x ``size`` crop around the face with ``margin`` (fraction of the box side).
 
     With landmarks and ``rotate``, the crop is rotated so the eyes are level. Pixels outside the

@@ -1,0 +1,6 @@
+"""Writers and readers of scan results (JSONL, CSV, Parquet)."""
+
+from forensics.report.jsonl import append_record, read_records, repair
+from forensics.report.tables import export, load_results, rows
+
+__all__ = ["append_record", "export", "load_results", "read_records", "repair", "rows"]

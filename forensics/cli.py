@@ -1,0 +1,236 @@
+"""The ``forensics`` command: argument parsing, progress bars and tables. No logic lives here.
+
+Exit codes of ``forensics scan``: 0 = every file scanned, none flagged; 1 = at least one file
+flagged as fake; 4 = at least one file could not be scanned (error status); 5 = both;
+2 = usage or configuration error (bad detector or weights name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_FLAGGED, EXIT_USAGE, EXIT_ERRORS = 1, 2, 4
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+# -- scan ------------------------------------------------------------------------------------
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from forensics.errors import ForensicsError
+    from forensics.report import export
+    from forensics.scan import build_detectors, scan
+
+    con = _console()
+    try:
+        dets = build_detectors(args.detectors, weights=args.weights, device=args.device)
+    except ForensicsError as exc:
+        con.print(f"[red]error:[/red] {exc}")
+        return EXIT_USAGE
+    out = Path(args.output)
+    reports = []
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=con, disable=args.quiet) as bar:
+        task = bar.add_task("scanning", total=None)
+
+        def progress(ev: Any) -> None:
+            if ev.kind == "start":
+                bar.update(task, total=ev.total)
+            elif ev.kind in ("file", "resumed"):
+                bar.update(task, completed=ev.done, description=f"{ev.path.name[:40]}")
+
+        for rep in scan(args.paths, detectors=dets, output=out, resume=not args.no_resume, progress=progress):
+            reports.append(rep)
+    for target in filter(None, [args.csv, args.parquet]):
+        export(out, target)
+        con.print(f"wrote {target}")
+    _summary(out, con)
+    from forensics.report import read_records
+
+    records = list(read_records(out))
+    code = 0
+    if any((r.get("verdict") or {}).get("label") == "fake" for r in records):
+        code |= EXIT_FLAGGED
+    if any(r.get("status") == "error" for r in records):
+        code |= EXIT_ERRORS
+    return code
+
+
+def _summary(results: Path, con: Any, top: int = 10) -> None:
+    from rich.table import Table
+
+    from forensics.report import load_results
+
+    df = load_results(results)
+    if df.empty:
+        con.print("no files scanned")
+        return
+    files = df.drop_duplicates("path")
+    t = Table(title=f"{len(files)} files in {results}")
+    t.add_column("verdict")
+    t.add_column("files", justify="right")
+    for verdict, n in files["verdict"].value_counts().items():
+        t.add_row(str(verdict), str(n))
+    con.print(t)
+    s = Table(title="detector results by status")
+    s.add_column("detector")
+    for st in ("ok", "skipped", "error"):
+        s.add_column(st, justify="right")
+    for det, g in df.dropna(subset=["detector"]).groupby("detector"):
+        counts = g["status"].value_counts()
+        s.add_row(str(det), *(str(int(counts.get(st, 0))) for st in ("ok", "skipped", "error")))
+    con.print(s)
+    sus = files.dropna(subset=["verdict_score"]).sort_values("verdict_score", ascending=False).head(top)
+    if len(sus):
+        m = Table(title="most suspicious files")
+        for c in ("score", "verdict", "by", "file"):
+            m.add_column(c)
+        for _, r in sus.iterrows():
+            m.add_row(f"{r.verdict_score:.3f}", str(r.verdict), str(r.verdict_detector), str(r.path))
+        con.print(m)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from forensics.scan import analyze
+
+    rep = analyze(args.path, detectors=args.detectors, weights=args.weights, device=args.device)
+    print(json.dumps(rep.to_dict(), indent=2))
+    return EXIT_FLAGGED if rep.verdict.label == "fake" else (EXIT_ERRORS if rep.status == "error" else 0)
+
+
+# -- weights ---------------------------------------------------------------------------------
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from forensics import weights as W
+
+    con = _console()
+    if args.action == "list":
+        from rich.console import Console
+
+        t = Table(title="weights")
+        for c in ("name", "source", "sha256", "threshold", "FPR", "training data"):
+            t.add_column(c)
+        for e in W.list_weights(args.detector):
+            cal = e.card.get("calibration", {})
+            thr = f"{cal['threshold']:.4g}" if "threshold" in cal else "?"
+            data = str(e.card.get("training_data", ""))[:60]
+            t.add_row(e.name, e.source, e.sha256[:12], thr, str(cal.get("fpr")), data)
+        Console(width=160).print(t)
+        return 0
+    if args.action == "info":
+        e = W.resolve(args.name)
+        print(json.dumps(dict(e.card, source=e.source, path=str(e.path)), indent=2))
+        return 0
+    if args.action == "verify":
+        bad = 0
+        for name, status in W.verify_all():
+            print(f"{name}\t{status}")
+            bad += status not in ("ok",) and not status.startswith("remote")
+        return EXIT_ERRORS if bad else 0
+    if args.action == "import":
+        path = W.import_checkpoint(args.file, detector=args.detector, tag=args.tag, converter=args.converter)
+        con.print(f"imported as {args.detector}.{args.tag}: {path}")
+        return 0
+    return EXIT_USAGE
+
+
+def cmd_detectors(args: argparse.Namespace) -> int:
+    from forensics.detectors import get_detector_class, list_detectors
+
+    for n in list_detectors():
+        s = get_detector_class(n).spec
+        print(f"{n}\t{'/'.join(s.kinds)}\tunit={s.unit}\tdefault={n}.{s.default_weights}")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from forensics import __version__
+
+    p = argparse.ArgumentParser(prog="forensics", description="Deepfake media forensics.")
+    p.add_argument("--version", action="version", version=f"forensics {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("scan", help="scan files/folders, append one JSONL record per file (resumable)")
+    s.add_argument("paths", nargs="+", help="files or folders (recursive)")
+    s.add_argument("-o", "--output", default="results.jsonl", help="results JSONL (default: results.jsonl)")
+    s.add_argument("--detectors", help="comma-separated detector names (default: all with weights)")
+    s.add_argument("--weights", action="append", help="use these weights, e.g. face_swap.sbi_v1 (repeatable)")
+    s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    s.add_argument("--no-resume", action="store_true", help="rescan files already in the results")
+    s.add_argument("--csv", help="also export a table as CSV")
+    s.add_argument("--parquet", help="also export a table as Parquet")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_scan)
+
+    a = sub.add_parser("analyze", help="score one file and print its report as JSON")
+    a.add_argument("path")
+    a.add_argument("--detectors")
+    a.add_argument("--weights", action="append")
+    a.add_argument("--device", default="cpu")
+    a.set_defaults(func=cmd_analyze)
+
+    w = sub.add_parser("weights", help="list, inspect, verify or import weights")
+    wsub = w.add_subparsers(dest="action", required=True)
+    wl = wsub.add_parser("list")
+    wl.add_argument("--detector")
+    wi = wsub.add_parser("info")
+    wi.add_argument("name")
+    wsub.add_parser("verify")
+    wim = wsub.add_parser("import", help="convert a pickled checkpoint (tensors only) to safetensors + card")
+    wim.add_argument("file")
+    wim.add_argument("--detector", required=True)
+    wim.add_argument("--tag", default="imported")
+    wim.add_argument("--converter", help="key-mapping to use (default: the detector's)")
+    w.set_defaults(func=cmd_weights)
+
+    d = sub.add_parser("detectors", help="list registered detectors")
+    d.set_defaults(func=cmd_detectors)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from forensics.errors import ForensicsError
+
+    try:
+        return int(args.func(args))
+    except ForensicsError as exc:
+        _console().print(f"[red]error:[/red] {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _console().print("interrupted; re-run the same command to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

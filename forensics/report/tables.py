@@ -1,0 +1,74 @@
+"""Results as tables: one row per file and detector (pandas), CSV and Parquet exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from forensics.report.jsonl import read_records
+
+COLUMNS = [
+    "path", "sha256", "kind", "duration", "file_status", "verdict", "verdict_score", "verdict_detector",
+    "detector", "weights", "status", "score", "label", "threshold", "top_start", "top_end", "n_segments",
+    "reason", "elapsed_s",
+]  # fmt: skip
+
+
+def rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten one file record into rows (one per detector; one row with no detector if none ran)."""
+    info = record.get("info") or {}
+    verdict = record.get("verdict") or {}
+    base = {
+        "path": record["path"],
+        "sha256": record.get("sha256"),
+        "kind": info.get("kind"),
+        "duration": info.get("duration"),
+        "file_status": record.get("status", "ok"),
+        "verdict": verdict.get("label"),
+        "verdict_score": verdict.get("score"),
+        "verdict_detector": verdict.get("detector"),
+    }
+    out = []
+    for r in record.get("results") or []:
+        segs = r.get("segments") or []
+        top = max(segs, key=lambda s: s["score"]) if segs else None
+        out.append(
+            base
+            | {
+                "detector": r["detector"],
+                "weights": r.get("weights"),
+                "status": r["status"],
+                "score": r.get("score"),
+                "label": r.get("label"),
+                "threshold": r.get("threshold"),
+                "top_start": top["start"] if top else None,
+                "top_end": top["end"] if top else None,
+                "n_segments": len(segs),
+                "reason": r.get("reason"),
+                "elapsed_s": r.get("elapsed_s"),
+            }
+        )
+    if not out:
+        out.append(base | {"detector": None, "status": record.get("status", "error"), "reason": record.get("reason")})
+    return out
+
+
+def load_results(path: str | Path) -> Any:
+    """A DataFrame with one row per file and detector from a results JSONL."""
+    import pandas as pd
+
+    data = [row for rec in read_records(Path(path)) for row in rows(rec)]
+    return pd.DataFrame(data, columns=COLUMNS)
+
+
+def export(results: str | Path, out: str | Path) -> Path:
+    """Write the table as ``.csv`` or ``.parquet`` (by the output's extension)."""
+    out = Path(out)
+    df = load_results(results)
+    if out.suffix == ".parquet":
+        df.to_parquet(out, index=False)
+    elif out.suffix == ".csv":
+        df.to_csv(out, index=False)
+    else:
+        raise ValueError(f"unknown export format {out.suffix!r}: use .csv or .parquet")
+    return out

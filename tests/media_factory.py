@@ -1,0 +1,92 @@
+"""Generate real-content test media: videos and images from the face photos scikit-image ships."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def face_photo() -> np.ndarray:
+    """scikit-image's astronaut photo (a real face, 512 x 512 RGB)."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+def write_video(
+    path: Path,
+    frames: list[np.ndarray] | None = None,
+    *,
+    seconds: float = 2.0,
+    fps: int = 25,
+    size: tuple[int, int] = (320, 240),
+    audio: str | None = "tone",
+    sr: int = 16000,
+    codec: str = "libx264",
+) -> Path:
+    """Encode a short video that pans over the astronaut photo, with a tone, silence or no audio."""
+    w, h = size
+    if frames is None:
+        src = face_photo()
+        n = int(seconds * fps)
+        frames = []
+        for i in range(n):
+            dx = int(20 * np.sin(2 * np.pi * i / n))
+            crop = src[40 : 40 + 400, 56 + dx : 56 + dx + 400]
+            import cv2
+
+            frames.append(cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA))
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(codec, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        as_ = out.add_stream("aac", rate=sr) if audio else None
+        if as_ is not None:
+            as_.layout = "mono"
+        for img in frames:
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                out.mux(pkt)
+        for pkt in vs.encode():
+            out.mux(pkt)
+        if as_ is not None:
+            n = int(len(frames) / fps * sr)
+            t = np.arange(n) / sr
+            wav = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32) if audio == "tone" else np.zeros(n, np.float32)
+            step = 1024
+            for i in range(0, n, step):
+                chunk = wav[i : i + step].reshape(1, -1)
+                fr = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                fr.sample_rate = sr
+                fr.pts = i
+                fr.time_base = Fraction(1, sr)
+                for pkt in as_.encode(fr):
+                    out.mux(pkt)
+            for pkt in as_.encode():
+                out.mux(pkt)
+    return path
+
+
+def write_wav(path: Path, *, seconds: float = 3.0, sr: int = 16000, kind: str = "tone") -> Path:
+    """A mono 16-bit WAV: a tone, silence, or noise."""
+    import soundfile as sf
+
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    if kind == "tone":
+        wav = 0.3 * np.sin(2 * np.pi * 220 * t)
+    elif kind == "noise":
+        wav = 0.1 * np.random.default_rng(0).standard_normal(n)
+    else:
+        wav = np.zeros(n)
+    sf.write(str(path), wav.astype(np.float32), sr, subtype="PCM_16")
+    return path
+
+
+def write_image(path: Path, img: np.ndarray | None = None, *, quality: int = 92) -> Path:
+    """Save an RGB array (default: the astronaut photo) in the format of ``path``'s suffix."""
+    from PIL import Image
+
+    Image.fromarray(img if img is not None else face_photo()).save(path, quality=quality)
+    return path

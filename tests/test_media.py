@@ -1,0 +1,203 @@
+"""Media layer: sniffing by content, probing, frame sampling, audio, faces, limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media_factory import face_photo, write_image, write_video, write_wav
+
+from forensics.errors import CorruptMediaError, MediaError, MediaTooLargeError, UnsupportedMediaError
+from forensics.media import Limits, open_media, sample_times
+from forensics.media.faces import Face, MTCNNDetector, align_face, iou, track_faces
+from forensics.media.sniff import sniff_bytes
+
+
+def test_sniff_by_content_not_extension(media_dir: Path, tmp_path: Path) -> None:
+    renamed = tmp_path / "actually_a_video.jpg"
+    renamed.write_bytes((media_dir / "talk.mp4").read_bytes())
+    m = open_media(renamed)
+    assert m.info.kind == "video" and m.info.format == "mp4"
+    assert sniff_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ") == ("wav", "audio")
+    assert sniff_bytes(b"hello world") is None
+
+
+def test_probe_video(media_dir: Path) -> None:
+    info = open_media(media_dir / "talk.mp4").info
+    assert info.kind == "video" and info.has_video and info.has_audio
+    assert (info.width, info.height) == (320, 240)
+    assert info.fps == pytest.approx(25.0)
+    assert info.duration == pytest.approx(2.0, abs=0.1)
+    assert info.video_codec == "h264" and info.audio_codec == "aac" and info.sample_rate == 16000
+    mute = open_media(media_dir / "mute.mp4").info
+    assert mute.has_video and not mute.has_audio
+
+
+def test_frames_at_rate_and_evenly(media_dir: Path) -> None:
+    m = open_media(media_dir / "talk.mp4")
+    frames = m.frames(fps=2)
+    # the first frame at or after each target time (frames are 0.04 s apart)
+    assert [f.t for f in frames] == pytest.approx([0.0, 0.5, 1.0, 1.5], abs=0.04 + 1e-6)
+    assert frames[0].image.shape == (240, 320, 3) and frames[0].image.dtype == np.uint8
+    assert m.frames(fps=2) is frames  # memoised
+    even = m.frames(n=4)
+    assert len(even) == 4 and all(0 <= f.t < 2.0 for f in even)
+    assert np.all(np.diff([f.t for f in even]) > 0.3)
+    # different frames really differ (the video pans)
+    assert np.abs(frames[0].image.astype(int) - frames[1].image.astype(int)).mean() > 1
+
+
+def test_frame_cap_spreads_over_whole_video() -> None:
+    t = sample_times(3600.0, fps=1.0, n=None, max_frames=10)
+    assert len(t) == 10 and t[0] < 400 and t[-1] > 3200
+
+
+def test_audio_mono_resampled_and_aligned(media_dir: Path) -> None:
+    m = open_media(media_dir / "talk.mp4")
+    a = m.audio(8000)
+    assert a.dtype == np.float32 and a.ndim == 1
+    assert len(a) / 8000 == pytest.approx(2.0, abs=0.1)
+    spec = np.abs(np.fft.rfft(a[2000:6000]))
+    assert np.argmax(spec) * 8000 / 4000 == pytest.approx(440, abs=5)
+    with pytest.raises(MediaError):
+        open_media(media_dir / "mute.mp4").audio()
+
+
+def test_audio_file(media_dir: Path) -> None:
+    m = open_media(media_dir / "tone.wav")
+    assert m.info.kind == "audio" and m.info.sample_rate == 16000
+    assert len(m.audio(16000)) == 48000
+    with pytest.raises(MediaError):
+        m.frames()
+
+
+def test_image(media_dir: Path) -> None:
+    for name in ("face.jpg", "face.png"):
+        m = open_media(media_dir / name)
+        assert m.info.kind == "image" and (m.info.width, m.info.height) == (512, 512)
+        (fr,) = m.frames()
+        assert fr.image.shape == (512, 512, 3) and fr.t == 0.0
+
+
+def test_animated_gif_is_video(tmp_path: Path) -> None:
+    from PIL import Image
+
+    src = face_photo()
+    imgs = [Image.fromarray(np.roll(src, 20 * i, axis=1)) for i in range(6)]
+    p = tmp_path / "anim.gif"
+    imgs[0].save(p, save_all=True, append_images=imgs[1:], duration=200, loop=0)
+    m = open_media(p)
+    assert m.info.kind == "video" and m.info.animated and m.info.frame_count == 6
+    assert m.info.duration == pytest.approx(1.2)
+    frames = m.frames(fps=2.5)
+    assert len(frames) == 3 and frames[1].t == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("empty.mp4", CorruptMediaError),
+        ("notes.mp4", UnsupportedMediaError),
+        ("random.bin", MediaError),
+    ],
+)
+def test_bad_files_raise_clear_errors(media_dir: Path, name: str, error: type) -> None:
+    with pytest.raises(error):
+        open_media(media_dir / name)
+
+
+def test_truncated_video_errors_or_keeps_decoded_frames(media_dir: Path) -> None:
+    try:
+        m = open_media(media_dir / "truncated.mp4")
+        m.frames(fps=1)
+    except MediaError as exc:
+        assert str(exc)
+
+
+def test_pixel_bomb_refused_before_decoding(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    p = tmp_path / "bomb.png"
+    p.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    )
+    with pytest.raises(MediaTooLargeError, match="pixel"):
+        open_media(p)
+    small = write_image(tmp_path / "ok.png")
+    with pytest.raises(MediaTooLargeError):
+        open_media(small, limits=Limits(max_image_pixels=1000))
+
+
+def test_iou_and_tracking() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+
+    class Fake:
+        def __init__(self, per_frame: list[list[tuple]]) -> None:
+            self.per_frame = iter(per_frame)
+
+        def detect(self, image: np.ndarray) -> list:
+            return [(b, 0.99, None) for b in next(self.per_frame)]
+
+        def cache_key(self) -> tuple:
+            return ("fake",)
+
+    from forensics.media import Frame
+
+    frames = [Frame(i, i * 1.0, np.zeros((100, 100, 3), np.uint8)) for i in range(3)]
+    a, b = (10, 10, 40, 40), (60, 60, 90, 90)
+    tracks = track_faces(frames, Fake([[a, b], [b, (12, 11, 41, 41)], [(61, 60, 91, 90)]]))
+    assert len(tracks) == 2
+    assert [len(t.faces) for t in tracks] == [2, 3]
+    assert tracks[1].start == 0.0 and tracks[1].end == 2.0
+
+
+def test_align_face_levels_eyes() -> None:
+    img = face_photo()
+    face = Face(
+        0, 0.0, (180, 60, 300, 200), 0.99, np.array([[210, 110], [270, 130], [240, 150], [215, 175], [265, 185]], float)
+    )
+    crop = align_face(img, face, size=128, margin=0.2)
+    assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+    flat = align_face(img, face, size=128, margin=0.2, rotate=False)
+    assert np.abs(crop.astype(int) - flat.astype(int)).mean() > 2
+
+
+def test_mtcnn_finds_the_real_face(media_dir: Path) -> None:
+    det = MTCNNDetector()
+    faces = det.detect(face_photo())
+    assert len(faces) == 1
+    (x1, y1, x2, _), p, lm = faces[0]
+    assert 150 < x1 < 230 and 30 < y1 < 110 and x2 - x1 > 60 and p > 0.95 and lm.shape == (5, 2)
+    tracks = open_media(media_dir / "talk.mp4").faces(fps=2)
+    assert len(tracks) == 1 and len(tracks[0].faces) == 4
+
+
+def test_face_free_frame_gives_no_faces() -> None:
+    from skimage import data
+
+    assert MTCNNDetector().detect(np.ascontiguousarray(data.coffee())) == []
+
+
+def test_shared_real_videos_decode(shared_data: Path) -> None:
+    vids = sorted((shared_data / "real_video").iterdir())[
+        :: max(1, len(list((shared_data / "real_video").iterdir())) // 6)
+    ]
+    for v in vids:
+        m = open_media(v)
+        frames = m.frames(n=3)
+        assert len(frames) >= 1 and frames[0].image.ndim == 3
+        if m.info.has_audio:
+            assert m.audio(16000).size > 0
+
+
+def test_write_helpers_are_decodable(tmp_path: Path) -> None:
+    write_wav(tmp_path / "s.wav", kind="silence")
+    write_video(tmp_path / "v.mp4", seconds=0.5, audio="silence")
+    assert open_media(tmp_path / "v.mp4").info.has_audio
