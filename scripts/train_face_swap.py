@@ -1,0 +1,478 @@
+"""Reproduce the shipped ``face_swap`` weights from ../shared/data (real faces only).
+
+Stages (each cached/resumable under --work, never in the repo):
+  prep   MTCNN face crops: training crops with landmarks from real photos and training real videos;
+         validation units (the detector's own ``face_units``) from held-out real videos and all fake videos.
+  train  self-blended images (forensics.train.sbi) from the training crops; checkpoint every epoch.
+  final  calibrate on validation units, measure frame/video AUC per source, write models/face_swap.<tag>.*
+
+    python scripts/train_face_swap.py --stage all --minutes 35
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PREPROCESSING = {
+    "size": 128,
+    "margin": 0.2,
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+    "sample_fps": 2.0,
+    "face_detector": "forensics.media.faces.MTCNNDetector defaults (max_side=640, min_face=40, threshold=0.92)",
+    "crop": "forensics.detectors.face_swap.face_crop (align_face, eyes levelled)",
+}
+TRAIN_FRAMES_PER_VIDEO = 20
+# Real videos held out for validation: originals paired with the shared fakes, plus whole identities/sources.
+VAL_REAL_KEYS = (
+    "ffpp__original_sequences",  # FF++ originals 004/519/634 (targets of the FF++ fakes)
+    "icpr2020dfdc__notebook__samples__lynaeydofd",  # DFDC real
+    "cyshih704__",  # real pair of the cyshih704 fake
+    "semchan__HyperLips__test",  # HyperLips inputs
+    "dreamtalk__data__style_clip__video__W011",  # one MEAD identity
+    "Pose_Source",  # PC-AVS VoxCeleb2 pose clips
+    "driving__d18",
+    "driving__d19",
+    "driving__d20",
+    "deep_avsr__audio__demo__00016",
+    "deep_avsr__audio__demo__00019",
+    "deep_avsr__audio__demo__00022",
+    "deep_avsr__audio__demo__00024",
+)
+
+
+def manifest() -> list[dict[str, str]]:
+    with open(DATA / "MANIFEST.tsv", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def source_of(row: dict[str, str]) -> str:
+    """Validation source name: the fake method, or 'real'."""
+    if row["label"] == "real":
+        return "real"
+    m = row["method"]
+    if m.startswith("HyperLips"):
+        return "HyperLips (lip-sync)"
+    if row["repo"].startswith("cyshih704"):
+        return "FF++ (cyshih704)"
+    return m
+
+
+def split_rows() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(train rows: real photos + training real videos, validation rows: held-out real videos + all fake videos)."""
+    train, val = [], []
+    for row in manifest():
+        folder = row["file"].split("/", 1)[0]
+        if folder == "real_face_photo":
+            train.append(row)
+        elif folder == "real_video":
+            (val if any(k in row["file"] for k in VAL_REAL_KEYS) else train).append(row)
+        elif folder == "fake_video":
+            val.append(row)
+    return train, val
+
+
+def _photo_crops(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Crops of a photo read with Pillow: fallback for images ``open_media`` rejects (PNG probe bug)."""
+    from PIL import Image, ImageOps
+
+    from forensics.detectors.face_swap import face_crop
+    from forensics.media.faces import Face, default_face_detector
+
+    with Image.open(path) as im:
+        image = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    pairs = [
+        face_crop(image, Face(0, 0.0, b, s, lm), PREPROCESSING) for b, s, lm in default_face_detector().detect(image)
+    ]
+    return [c for c, lm in pairs if lm is not None], [lm for _, lm in pairs if lm is not None]
+
+
+def _prep_file(row: dict[str, str], role: str, out: Path) -> None:
+    from forensics.detectors.face_swap import face_crop, face_units
+    from forensics.errors import CorruptMediaError
+    from forensics.media import open_media
+
+    crops, lms = [], []
+    try:
+        media = open_media(DATA / row["file"])
+    except CorruptMediaError:
+        if role != "train" or row["kind"] != "image":
+            raise
+        crops, lms = _photo_crops(DATA / row["file"])
+        np.savez(out, crops=np.asarray(crops, np.uint8).reshape(-1, 128, 128, 3), lms=np.asarray(lms, np.float32))
+        return
+    if role == "train":
+        frames = media.frames(n=TRAIN_FRAMES_PER_VIDEO) if media.info.kind == "video" else media.frames()
+        tracks = media.faces(n=TRAIN_FRAMES_PER_VIDEO) if media.info.kind == "video" else media.faces()
+        images = {f.index: f.image for f in frames}
+        for tr in tracks:
+            for face in tr.faces:
+                if face.landmarks is None:
+                    continue
+                c, lm = face_crop(images[face.frame], face, PREPROCESSING)
+                crops.append(c)
+                lms.append(lm)
+        np.savez(out, crops=np.asarray(crops, np.uint8).reshape(-1, 128, 128, 3), lms=np.asarray(lms, np.float32))
+        return
+    try:
+        units = face_units(media, PREPROCESSING)
+    except Exception as exc:  # SkipDetection: no face
+        print(f"  no units for {row['file']}: {exc}")
+        units = []
+    if row["label"] == "real":  # SBI validation crops from held-out reals
+        images = {f.index: f.image for f in media.frames(fps=PREPROCESSING["sample_fps"])}
+        for tr in media.faces(fps=PREPROCESSING["sample_fps"]):
+            for face in tr.faces:
+                if face.landmarks is not None:
+                    c, lm = face_crop(images[face.frame], face, PREPROCESSING)
+                    crops.append(c)
+                    lms.append(lm)
+    np.savez(
+        out,
+        x=np.asarray([u.x for u in units], np.float16).reshape(-1, 3, 128, 128),
+        track=np.asarray([u.track for u in units], np.int32),
+        frame=np.asarray([u.frame for u in units], np.int32),
+        t=np.asarray([u.start for u in units], np.float32),
+        crops=np.asarray(crops, np.uint8).reshape(-1, 128, 128, 3),
+        lms=np.asarray(lms, np.float32).reshape(-1, 5, 2),
+    )
+
+
+def prep(work: Path) -> None:
+    """Cache crops per file (resumable: finished files are skipped)."""
+    import torch
+
+    torch.set_num_threads(1)
+    (work / "files").mkdir(parents=True, exist_ok=True)
+    train, val = split_rows()
+    jobs = [(r, "train") for r in train] + [(r, "val") for r in val]
+    t0 = time.time()
+    for i, (row, role) in enumerate(jobs):
+        out = _file_path(work, row, role)
+        if out.exists():
+            continue
+        try:
+            _prep_file(row, role, out)
+        except Exception as exc:  # a broken file must not stop the preparation
+            print(f"  skipped {row['file']}: {type(exc).__name__}: {exc}")
+            np.savez(out, crops=np.zeros((0, 128, 128, 3), np.uint8), lms=np.zeros((0, 5, 2), np.float32))
+        if i % 20 == 0:
+            print(f"prep {i + 1}/{len(jobs)} {time.time() - t0:.0f}s", flush=True)
+    print(f"prep done in {time.time() - t0:.0f}s", flush=True)
+
+
+# -- training -----------------------------------------------------------------------------
+
+
+def _file_path(work: Path, row: dict[str, str], role: str) -> Path:
+    return work / "files" / (hashlib.sha1(f"{role}:{row['file']}".encode()).hexdigest()[:16] + ".npz")
+
+
+def load_train(work: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All cached training crops (N x S x S x 3 uint8) and their landmarks (N x 5 x 2)."""
+    train, _ = split_rows()
+    crops, lms = [], []
+    for row in train:
+        d = np.load(_file_path(work, row, "train"))
+        if len(d["crops"]):
+            crops.append(d["crops"])
+            lms.append(d["lms"])
+    return np.concatenate(crops), np.concatenate(lms)
+
+
+def load_val(work: Path) -> list[dict]:
+    """Per validation file: its row, source, unit inputs/tracks, and (reals) crops with landmarks."""
+    _, val = split_rows()
+    out = []
+    for row in val:
+        d = np.load(_file_path(work, row, "val"))
+        if "x" not in d.files:
+            continue
+        out.append({"row": row, "source": source_of(row), **{k: d[k] for k in d.files}})
+    return out
+
+
+def sbi_batch(
+    crops: np.ndarray, lms: np.ndarray, idx: np.ndarray, rng: np.random.Generator, *, augment: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Network inputs and labels for real crops ``idx`` and one self-blended fake of each."""
+    from forensics.detectors.face_swap import normalize
+    from forensics.train.sbi import make_pair
+
+    reals, fakes = [], []
+    for i in idx:
+        r, f, _ = make_pair(crops[i], lms[i], rng, augment=augment)
+        reals.append(r)
+        fakes.append(f)
+    x = normalize(np.stack(reals + fakes), PREPROCESSING)
+    return x, np.concatenate([np.zeros(len(idx)), np.ones(len(idx))]).astype(np.float32)
+
+
+def logits_of(model: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch):
+            out.append(model(torch.from_numpy(np.asarray(x[i : i + batch], np.float32))).numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def sbi_val_set(val: list[dict], n: int = 300, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed synthetic validation pairs from held-out real videos (identities never trained on)."""
+    crops = np.concatenate([v["crops"] for v in val if v["row"]["label"] == "real" and len(v["crops"])])
+    lms = np.concatenate([v["lms"] for v in val if v["row"]["label"] == "real" and len(v["lms"])])
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(crops), size=min(n, len(crops)), replace=False)
+    return sbi_batch(crops, lms, idx, rng, augment=False)
+
+
+def video_scores(val: list[dict], logits: list[np.ndarray], calibration: dict) -> np.ndarray:
+    """File scores with the detector's own calibration and aggregation."""
+    from forensics.detectors.base import aggregate, calibrate
+
+    return np.array(
+        [
+            aggregate(calibration.get("aggregation", "track_max"), calibrate(lg, calibration), list(v["track"]))
+            if len(lg)
+            else np.nan
+            for v, lg in zip(val, logits, strict=True)
+        ]
+    )
+
+
+def shared_fake_metrics(val: list[dict], logits: list[np.ndarray], calibration: dict) -> dict:
+    """Frame- and video-level metrics per fake source against all held-out real videos."""
+    from forensics.train.metrics import summarize
+
+    files = video_scores(val, logits, calibration)
+    real = [i for i, v in enumerate(val) if v["source"] == "real" and len(logits[i])]
+    groups = {s: [i for i, v in enumerate(val) if v["source"] == s and len(logits[i])] for s in _sources(val)}
+    face_swap = [i for s, ids in groups.items() if not s.startswith("HyperLips") for i in ids]
+    groups = {"ALL face-swap/re-enactment (FF++, DFDC, cyshih704)": face_swap, **groups}
+    out = {}
+    for name, ids in groups.items():
+        fr_real = np.concatenate([logits[i] for i in real])
+        fr_fake = np.concatenate([logits[i] for i in ids])
+        frame = summarize(np.r_[np.zeros(len(fr_real)), np.ones(len(fr_fake))], np.r_[fr_real, fr_fake])
+        video = summarize(np.r_[np.zeros(len(real)), np.ones(len(ids))], np.r_[files[real], files[ids]])
+        thr = calibration.get("threshold")
+        if thr is not None:
+            video["flagged_at_threshold"] = int((files[ids] >= thr).sum())
+        out[name] = {"frame": frame, "video": video}
+    return out
+
+
+def _sources(val: list[dict]) -> list[str]:
+    return sorted({v["source"] for v in val if v["source"] != "real"})
+
+
+def train(work: Path, *, steps: int, pairs: int, lr: float, eval_every: int, widths: list[int]) -> None:
+    """SBI training with AdamW + cosine schedule; checkpoint (resumable) and best-by-SBI-val-AUC in ``work``."""
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from forensics.nn.face_swap import FaceSwapNet
+
+    torch.set_num_threads(1)
+    crops, lms = load_train(work)
+    val = load_val(work)
+    xv, yv = sbi_val_set(val)
+    print(f"train crops {len(crops)}, SBI val pairs {len(xv) // 2}, val files {len(val)}", flush=True)
+    torch.manual_seed(0)
+    model = FaceSwapNet(widths=widths)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
+    ckpt = work / "ckpt.pt"
+    start, best, wall = 0, -1.0, 0.0
+    if ckpt.exists():
+        st = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"])
+        start, best, wall = st["step"], st["best"], st["wall"]
+        print(f"resumed at step {start} (best SBI val AUC {best:.4f})", flush=True)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    t0 = time.time() - wall
+    run = 0.0
+    for step in range(start, steps):
+        rng = np.random.default_rng(step)
+        x, y = sbi_batch(crops, lms, rng.choice(len(crops), size=pairs, replace=False), rng)
+        model.train()
+        loss = loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        run = 0.98 * run + 0.02 * float(loss) if step > start else float(loss)
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            auc = float(roc_auc_score(yv, logits_of(model, xv)))
+            fk = [logits_of(model, v["x"]) for v in val]
+            m = shared_fake_metrics(val, fk, {"aggregation": "track_max"})
+            allm = m["ALL face-swap/re-enactment (FF++, DFDC, cyshih704)"]
+            print(
+                f"step {step + 1}/{steps} loss {run:.4f} lr {sched.get_last_lr()[0]:.2e} SBI-val AUC {auc:.4f}"
+                f" | shared fakes frame AUC {allm['frame']['auc']:.3f} video AUC {allm['video']['auc']:.3f}"
+                f" | {time.time() - t0:.0f}s",
+                flush=True,
+            )
+            if auc > best:
+                best = auc
+                torch.save({"model": model.state_dict(), "step": step + 1, "auc": auc}, work / "best.pt")
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "step": step + 1,
+                    "best": best,
+                    "wall": time.time() - t0,
+                },
+                ckpt,
+            )
+        elif step % 20 == 0:
+            print(f"step {step}/{steps} loss {run:.4f} {time.time() - t0:.0f}s", flush=True)
+
+
+# -- calibration, metrics, weights ------------------------------------------------------------
+
+TAG = "sbi_v1"
+LICENCE = (
+    "code Apache-2.0; weights research-only (trained on research-only faces: LFW, VoxCeleb2, LRS2, MEAD,"
+    " scraped celebrity photos without licence)"
+)
+
+
+def final(work: Path, *, widths: list[int], tag: str, command: str) -> Path:
+    """Calibrate the best checkpoint, measure it on the shared fakes, and write models/face_swap.<tag>.*"""
+    import torch
+
+    from forensics.nn.face_swap import FaceSwapNet
+    from forensics.train.calibration import calibration_record, fit_temperature
+    from forensics.train.metrics import summarize
+    from forensics.weights import save_weights
+
+    torch.set_num_threads(1)
+    best = torch.load(work / "best.pt", weights_only=False)
+    ckpt = torch.load(work / "ckpt.pt", weights_only=False)
+    model = FaceSwapNet(widths=widths)
+    tensors = {k: v.half() if v.is_floating_point() else v for k, v in best["model"].items()}
+    model.load_state_dict({k: v.float() for k, v in tensors.items()})  # measure exactly what ships (float16)
+    val = load_val(work)
+    xv, yv = sbi_val_set(val)
+    sbi_logits = logits_of(model, xv)
+    logits = [logits_of(model, v["x"]) for v in val]
+    real_ids = [i for i, v in enumerate(val) if v["source"] == "real" and len(logits[i])]
+    # temperature/bias: held-out real faces vs self-blended fakes of those faces (shared fakes stay unseen)
+    cal_logits = np.r_[np.concatenate([logits[i] for i in real_ids]), sbi_logits[yv == 1]]
+    cal_labels = np.r_[np.zeros(sum(len(logits[i]) for i in real_ids)), np.ones(int((yv == 1).sum()))]
+    t, b = fit_temperature(cal_logits, cal_labels)
+    real_files = video_scores([val[i] for i in real_ids], [logits[i] for i in real_ids], {"temperature": t, "bias": b})
+    calibration = calibration_record(
+        cal_logits,
+        cal_labels,
+        real_files,
+        fpr=0.01,
+        aggregation="track_max",
+        note=(
+            f"temperature/bias: logistic fit on {len(cal_labels)} validation faces (real faces of {len(real_ids)}"
+            " held-out real videos + self-blended fakes of them); threshold: 1% FPR on those real videos' file"
+            " scores (track_max of calibrated face scores); with so few real videos it is their maximum"
+        ),
+    )
+    metrics = shared_fake_metrics(val, logits, calibration)
+    sbi_val = summarize(yv, sbi_logits)
+    real_file_scores = video_scores(val, logits, calibration)[real_ids]
+    card = {
+        "name": f"face_swap.{tag}",
+        "detector": "face_swap",
+        "architecture": {"name": "FaceSwapNet", "args": {"widths": list(widths), "dropout": 0.2}},
+        "preprocessing": PREPROCESSING,
+        "calibration": calibration,
+        "training_data": {
+            "train": (
+                "real faces only (no fake ever trained on): all of ../shared/data/real_face_photo (LFW subset via"
+                " krasserm/face-recognition, face-api.js Big Bang Theory crops, deepface/face_recognition/DECA/"
+                "Deep3DFaceRecon/CodeFormer/human/ghost/insightface examples) and"
+                f" {sum(1 for r in split_rows()[0] if r['kind'] == 'video')} training real videos of"
+                " ../shared/data/real_video (PC-AVS VoxCeleb2 clips, LRS2 (deep_avsr), GRID (LipNet), MEAD"
+                " (dreamtalk M030/W009), LivePortrait driving clips, Wav2Lip-GFPGAN input),"
+                f" {TRAIN_FRAMES_PER_VIDEO} frames each; self-blended fakes synthesised on the fly"
+                " (forensics.train.sbi)"
+            ),
+            "validation": (
+                f"{len(real_ids)} held-out real videos (FF++ originals 004/519/634, DFDC real, cyshih704 real,"
+                " HyperLips inputs, MEAD W011, PC-AVS Pose_Source, LivePortrait d18-d20, four LRS2 clips) vs all"
+                " 12 fake videos of ../shared/data/fake_video (FF++ c23 Deepfakes/Face2Face/FaceSwap/"
+                "NeuralTextures, 2 DFDC, the cyshih704 FF++ fake, 5 HyperLips lip-sync), never trained on"
+            ),
+            "licences": (
+                "research-only: FaceForensics++, DFDC, VoxCeleb2, LRS2, LFW, MEAD, GRID; scraped celebrity photos"
+                " carry no licence; see ../shared/data/README.md"
+            ),
+        },
+        "metrics": {
+            "command": command,
+            "data": "../shared/data validation split above; frame = every sampled face at 2 fps, video = file score",
+            "shared_fakes_vs_heldout_reals": metrics,
+            "sbi_validation_pairs": sbi_val,
+            "real_validation_file_scores": {
+                "max": float(np.max(real_file_scores)),
+                "median": float(np.median(real_file_scores)),
+            },
+            "checkpoint_step": int(best["step"]),
+            "selection": "checkpoint with the best SBI-validation AUC (held-out identities); shared fakes not used",
+        },
+        "licence": LICENCE,
+        "recipe": {
+            "optimiser": "AdamW weight_decay 5e-4, OneCycle (cosine) max lr as given",
+            "steps": int(ckpt["step"]),
+            "batch": "16 real crops + their 16 self-blended fakes, shared random resize/blur/JPEG",
+            "wall_time_s": round(float(ckpt["wall"])),
+            "hardware": "1 CPU thread (torch.set_num_threads(1)) on a shared 2-core machine",
+            "stored": "float16 tensors (metrics measured after the cast)",
+        },
+    }
+    path = save_weights(tensors, card, Path(__file__).resolve().parents[1] / "models")
+    print(json.dumps({"calibration": calibration, "metrics": card["metrics"]}, indent=1))
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=["prep", "train", "final", "all"], default="all")
+    ap.add_argument("--tag", default=TAG)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/face_swap"))
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--pairs", type=int, default=16, help="real crops per batch (each with its fake)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--widths", type=int, nargs="+", default=[24, 32, 64, 128, 256])
+    args = ap.parse_args()
+    if args.stage in ("prep", "all"):
+        prep(args.work)
+    if args.stage in ("train", "all"):
+        train(args.work, steps=args.steps, pairs=args.pairs, lr=args.lr, eval_every=args.eval_every, widths=args.widths)
+    if args.stage in ("final", "all"):
+        final(
+            args.work,
+            widths=args.widths,
+            tag=args.tag,
+            command="python scripts/train_face_swap.py " + " ".join(sys.argv[1:]),
+        )
+
+
+if __name__ == "__main__":
+    main()
