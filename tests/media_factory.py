@@ -27,7 +27,7 @@ def write_video(
     sr: int = 16000,
     codec: str = "libx264",
 ) -> Path:
-    """Encode a short video that pans over the astronaut photo, with a tone, silence or no audio."""
+    """Encode a short video that pans over the astronaut photo, with speech-like audio, a tone, silence or none."""
     w, h = size
     if frames is None:
         src = face_photo()
@@ -53,7 +53,12 @@ def write_video(
         if as_ is not None:
             n = int(len(frames) / fps * sr)
             t = np.arange(n) / sr
-            wav = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32) if audio == "tone" else np.zeros(n, np.float32)
+            if audio == "speech":
+                wav = speechlike(n / sr, sr)
+            elif audio == "tone":
+                wav = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            else:
+                wav = np.zeros(n, np.float32)
             step = 1024
             for i in range(0, n, step):
                 chunk = wav[i : i + step].reshape(1, -1)
@@ -68,14 +73,31 @@ def write_video(
     return path
 
 
+def speechlike(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    """A voiced, speech-like signal: a gliding pitch with harmonics, formant-ish colouring and syllables."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t) + 10 * rng.standard_normal() * np.sin(2 * np.pi * 2.3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    wav = sum(
+        (1.0 / k) * np.sin(k * phase) * (1 + 0.8 * np.sin(2 * np.pi * (500 + 300 * k) * t / 1000)) for k in range(1, 16)
+    )
+    syllables = np.clip(np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6)), 0, None) ** 0.7
+    wav = wav * syllables + 0.005 * rng.standard_normal(n)
+    return (0.3 * wav / np.abs(wav).max()).astype(np.float32)
+
+
 def write_wav(path: Path, *, seconds: float = 3.0, sr: int = 16000, kind: str = "tone") -> Path:
-    """A mono 16-bit WAV: a tone, silence, or noise."""
+    """A mono 16-bit WAV: a tone, speech-like signal, silence, or noise."""
     import soundfile as sf
 
     n = int(seconds * sr)
     t = np.arange(n) / sr
     if kind == "tone":
         wav = 0.3 * np.sin(2 * np.pi * 220 * t)
+    elif kind == "speech":
+        wav = speechlike(seconds, sr)
     elif kind == "noise":
         wav = 0.1 * np.random.default_rng(0).standard_normal(n)
     else:

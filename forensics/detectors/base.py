@@ -219,16 +219,23 @@ class Detector(ABC):
         return {"aggregation": self.aggregation_name, "batch_size": self.batch_size, "device": self.device}
 
     # -- shared plumbing -------------------------------------------------------------------
+    def logits_tensor(self, batch: Any) -> Any:
+        """One logit per unit for a batch tensor, with gradients (fine-tuning uses this too).
+
+        Override when a network's input is not the stacked unit arrays as they are.
+        """
+        return self.model(batch).float().reshape(len(batch), -1)[:, 0]
+
     def forward(self, xs: np.ndarray) -> np.ndarray:
         """Logits for a stack of unit inputs, batched on ``device``; one logit per unit."""
         import torch
 
-        model = self.model
+        self.load()
         out = []
         with torch.inference_mode():
             for i in range(0, len(xs), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(xs[i : i + self.batch_size])).to(self.device)
-                out.append(model(batch).float().reshape(len(batch), -1)[:, 0].cpu().numpy())
+                out.append(self.logits_tensor(batch).cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def _prepare(self, media_or_path: Any) -> Any:

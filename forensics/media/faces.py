@@ -79,7 +79,8 @@ class MTCNNDetector:
         if self._mtcnn is None:
             from facenet_pytorch import MTCNN
 
-            self._mtcnn = MTCNN(keep_all=True, device=self.device, min_face_size=12, post_process=False)
+            # min_face_size is in pixels of the downscaled image the network sees.
+            self._mtcnn = MTCNN(keep_all=True, device=self.device, min_face_size=20, post_process=False)
         return self._mtcnn
 
     def detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray | None]]:
