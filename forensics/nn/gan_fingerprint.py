@@ -1,0 +1,59 @@
+"""A small CNN on upsampling residuals (NPR-style) for GAN / diffusion fingerprint detection.
+
+The network first removes image content with fixed residual filters — the neighbouring-pixel
+residual ``x - up(down(x))`` (which exposes the 2x2 periodicity upsampling layers leave) and a
+Laplacian high-pass — then a few cheap convolution blocks, mean+std pooling, an embedding
+(used for generator attribution) and one logit. It is fully convolutional: any even input size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def npr_residual(x: torch.Tensor) -> torch.Tensor:
+    """Neighbouring-pixel residual: ``x`` minus its 2x nearest-down-then-up copy (even H, W)."""
+    return x - F.interpolate(x[:, :, ::2, ::2], scale_factor=2.0, mode="nearest")
+
+
+def laplacian_residual(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel 3x3 Laplacian high-pass (replicate padding)."""
+    k = x.new_tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]]) / 4.0
+    k = k.expand(x.shape[1], 1, 3, 3)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k, groups=x.shape[1])
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ResidualFingerprintNet(nn.Module):
+    """Residual filters -> conv stem at full resolution -> pixel-unshuffle -> 2 strided stages -> logit.
+
+    ``forward`` returns ``(B, 1)`` logits (higher = more fake); :meth:`embed` the ``(B, embed)``
+    penultimate features used for attribution. Input: ``(B, 3, H, W)`` normalised RGB, H and W even.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 96), embed: int = 64, residual_gain: float = 4.0) -> None:
+        super().__init__()
+        self.residual_gain = residual_gain
+        w0, w1, w2, w3 = widths
+        self.stem = _block(6, w0)
+        self.stage1 = _block(4 * w0, w1)
+        self.stage2 = nn.Sequential(_block(w1, w2, 2), _block(w2, w2))
+        self.stage3 = nn.Sequential(_block(w2, w3, 2), _block(w3, w3))
+        self.proj = nn.Sequential(nn.Linear(2 * w3, embed), nn.ReLU(inplace=True))
+        self.head = nn.Linear(embed, 1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``(B, embed)``."""
+        r = torch.cat([npr_residual(x), laplacian_residual(x)], dim=1) * self.residual_gain
+        f = F.pixel_unshuffle(self.stem(r), 2)
+        f = self.stage3(self.stage2(self.stage1(f)))
+        pooled = torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3))], dim=1)
+        return self.proj(pooled)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))

@@ -1,0 +1,209 @@
+"""Data for ``gan_fingerprint``: shared-data rows, splits by generator family / real source, grid tiles,
+and the evaluation re-encodings (JPEG q90 at 512 px; JPEG q75 after 0.5x resizing).
+
+Fake images are split by *generator family*: StyleGAN / StyleGAN2 model-zoo and seeprettyface
+samples train; Stable Diffusion, the GRIP examples (BigGAN, CycleGAN, pix2pix, ProGAN, StyleGAN,
+"realgan") and the generated-faces set are held out. Real photos are split by source repository.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from forensics.train.upsampling import resize
+
+TRAIN_FAKE_FAMILIES = ("stylegan2-zoo", "seeprettyface-stylegan")
+VAL_REAL_REPOS = (
+    "clovaai/stargan-v2",
+    "ageitgey/face_recognition",
+    "ai-forever/ghost",
+    "exadel-inc/CompreFace",
+    "TencentARC/PhotoMaker",
+    "CompVis/stable-diffusion",
+    "grip-unina/GANimageDetection",
+    "timesler/facenet-pytorch",
+    "cleardusk/3DDFA_V2",
+    "pypi:insightface==2.1",
+    "pypi:matplotlib==3.11.2",
+    "pypi:scikit-image==0.26.0",
+)
+VAL_VIDEO_REPOS = ("KwaiVGI/LivePortrait", "polimi-ispl/icpr2020dfdc", "cyshih704/Deepfake-Detection")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One MANIFEST.tsv row."""
+
+    file: str
+    label: str
+    kind: str
+    repo: str
+    method: str
+
+    @property
+    def family(self) -> str:
+        """Generator family (fakes) or ``"real"``."""
+        if self.label == "real":
+            return "real"
+        if self.repo == "justinpinkney/awesome-pretrained-stylegan2":
+            return "stylegan2-zoo"
+        if self.repo.startswith("a312863063/"):
+            return "seeprettyface-stylegan"
+        if self.repo == "hmdghoul/generated-faces":
+            return "generated-faces"
+        if "stable-diffusion" in self.repo:
+            return "stable-diffusion"
+        if self.repo == "grip-unina/GANimageDetection":
+            return "grip-" + self.method.split(" ")[0].lower()
+        return self.repo
+
+
+def read_manifest(data: Path) -> list[Row]:
+    """Rows of ``data/MANIFEST.tsv``."""
+    with open(data / "MANIFEST.tsv", newline="") as fh:
+        return [
+            Row(r["file"], r["label"], r["kind"], r["repo"], r["method"]) for r in csv.DictReader(fh, delimiter="\t")
+        ]
+
+
+def image_rows(rows: list[Row]) -> list[Row]:
+    """Still images and grids (the detector's image inputs)."""
+    return [r for r in rows if r.kind in ("image", "image_grid")]
+
+
+def split(rows: list[Row]) -> dict[str, list[Row]]:
+    """``train_real``, ``train_fake``, ``val_real``, ``val_fake`` (held-out generator families)."""
+    out: dict[str, list[Row]] = {"train_real": [], "train_fake": [], "val_real": [], "val_fake": []}
+    for r in image_rows(rows):
+        if r.label == "real":
+            out["val_real" if r.repo in VAL_REAL_REPOS else "train_real"].append(r)
+        elif r.family in TRAIN_FAKE_FAMILIES:
+            out["train_fake"].append(r)
+        else:
+            out["val_fake"].append(r)
+    return out
+
+
+def video_split(rows: list[Row]) -> dict[str, list[Row]]:
+    """Real videos by source: ``train`` and ``val`` (frames are extra real samples)."""
+    vids = [r for r in rows if r.kind == "video" and r.label == "real"]
+    return {
+        "train": [r for r in vids if r.repo not in VAL_VIDEO_REPOS],
+        "val": [r for r in vids if r.repo in VAL_VIDEO_REPOS],
+    }
+
+
+def tile_size(row: Row, shape: tuple[int, ...]) -> int | None:
+    """Side of the tiles of a sample grid (``None`` for a single image or an irregular grid)."""
+    if row.kind != "image_grid":
+        return None
+    if "car__config" in row.file:
+        return None  # non-square car tiles: the grid is irregular
+    t = 128 if ("64_examples" in row.file or "cute_smil" in row.file) else 256
+    return t if shape[0] % t == 0 and shape[1] % t == 0 else None
+
+
+def tiles(img: np.ndarray, row: Row) -> list[np.ndarray]:
+    """A grid cut into its tiles; a single image as itself; an irregular grid as nothing."""
+    if row.kind != "image_grid":
+        return [img]
+    t = tile_size(row, img.shape)
+    if t is None:
+        return []
+    return [img[y : y + t, x : x + t] for y in range(0, img.shape[0], t) for x in range(0, img.shape[1], t)]
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Decode an image file to RGB uint8 (greyscale and alpha dropped to RGB)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+PROTOCOLS: dict[str, dict] = {
+    "q90_512": {"geometry": "crop", "quality": 90, "scale": 1.0},
+    "q75_half": {"geometry": "crop", "quality": 75, "scale": 0.5},
+    "q90_512_resize": {"geometry": "resize", "quality": 90, "scale": 1.0},
+    "q75_half_resize": {"geometry": "resize", "quality": 75, "scale": 0.5},
+}
+
+
+def reencode(img: np.ndarray, *, geometry: str, size: int = 512, quality: int = 90, scale: float = 1.0) -> bytes:
+    """An evaluation copy as JPEG bytes: fit to ``size`` px, optionally rescale, then JPEG at ``quality``.
+
+    ``geometry="crop"``: centre crop to at most ``size`` x ``size`` (no resampling);
+    ``geometry="resize"``: resize so the long side is ``size`` (area down, bicubic up).
+    ``scale`` != 1 is applied afterwards (area filter when shrinking).
+    """
+    h, w = img.shape[:2]
+    if geometry == "crop":
+        ch, cw = min(h, size), min(w, size)
+        y, x = (h - ch) // 2, (w - cw) // 2
+        img = img[y : y + ch, x : x + cw]
+    elif geometry == "resize":
+        img = resize(img, size / max(h, w))
+    else:
+        raise ValueError("geometry must be 'crop' or 'resize'")
+    if scale != 1.0:
+        img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def build_eval_set(data: Path, out: Path, protocol: str) -> list[tuple[Path, int, str]]:
+    """Write the held-out evaluation images re-encoded per ``protocol`` into ``out``.
+
+    Returns ``(path, label, family)`` rows: held-out real sources (label 0) and held-out generator
+    families (label 1). Both classes pass through the same :func:`reencode`.
+    """
+    spec = PROTOCOLS[protocol]
+    parts = split(read_manifest(data))
+    out.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i, r in enumerate(parts["val_real"] + parts["val_fake"]):
+        path = out / f"{i:04d}_{r.label}.jpg"
+        if not path.exists():
+            path.write_bytes(reencode(load_rgb(data / r.file), **spec))
+        items.append((path, int(r.label == "fake"), r.family))
+    return items
+
+
+def evaluate(det: Any, data: Path, work: Path, protocol: str) -> dict[str, dict[str, float]]:
+    """File-level metrics of detector ``det`` overall and per held-out family (each vs all reals).
+
+    Scores are the detector's calibrated file scores; ``tpr@threshold`` / ``fpr@threshold`` use the
+    card's threshold. Files that are skipped or fail are left out and reported as ``n_not_ok``.
+    """
+    from forensics.train.metrics import summarize
+
+    items = build_eval_set(data, work / "eval" / protocol, protocol)
+    scores, labels, fams = [], [], []
+    for path, y, fam in items:
+        r = det.detect(path)
+        if r.status == "ok":
+            scores.append(r.score)
+            labels.append(y)
+            fams.append(fam)
+    s, y, f = np.array(scores), np.array(labels), np.array(fams)
+    thr = det.threshold
+    out = {
+        "all": summarize(y, s)
+        | {
+            "tpr@threshold": float((s[y == 1] >= thr).mean()),
+            "fpr@threshold": float((s[y == 0] >= thr).mean()),
+            "n_not_ok": len(items) - len(s),
+        }
+    }
+    for fam in sorted(set(f[y == 1])):
+        keep = (y == 0) | (f == fam)
+        out[fam] = summarize(y[keep], s[keep]) | {"tpr@threshold": float((s[f == fam] >= thr).mean())}
+    return out

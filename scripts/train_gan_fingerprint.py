@@ -1,0 +1,306 @@
+"""Reproduce the shipped ``gan_fingerprint.residual_v1`` weights from ../shared/data.
+
+Stages (each resumable; caches and checkpoints live in /tmp/gan_fingerprint, never in the repo):
+
+    python scripts/train_gan_fingerprint.py --stage prep       # decode + cache training pools (.npy)
+    python scripts/train_gan_fingerprint.py --stage train      # train (resumes from the checkpoint)
+    python scripts/train_gan_fingerprint.py --stage calibrate  # calibrate on held-out data, write models/
+    python scripts/train_gan_fingerprint.py                    # all three
+
+Training: real photos + real video frames (training sources) vs StyleGAN/StyleGAN2 samples (training
+families, grid tiles) and synthetic upsampling traces (real crops through random decoders). Every
+crop of either class passes through the same random crop / resize / JPEG (q65-100) pipeline.
+Validation: held-out real sources vs held-out generator families, JPEG q90 at 512 px.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from forensics.detectors.gan_fingerprint import GanFingerprint, to_input
+from forensics.nn.gan_fingerprint import ResidualFingerprintNet
+from forensics.train import gan_fingerprint_data as gd
+from forensics.train.calibration import calibration_record, fit_temperature
+from forensics.train.metrics import summarize
+from forensics.train.upsampling import normalise, upsampling_trace
+from forensics.weights import save_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+WORK = Path("/tmp/gan_fingerprint")
+NAME = "gan_fingerprint.residual_v1"
+ARCH = {"widths": [16, 32, 64, 96], "embed": 64, "residual_gain": 4.0}
+PRE = {
+    "crop": 128,
+    "max_crops": 4,
+    "align": 8,
+    "min_side": 64,
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.25, 0.25, 0.25],
+    "sample_fps": 0.5,
+    "train_crop": 96,
+}
+MAX_SIDE = 640  # pools keep native pixels: big photos give centre crops of at most this size
+
+
+# -- pools: lists of RGB uint8 arrays stored flat in one .npz ------------------------------------
+def save_pool(path: Path, imgs: list[np.ndarray]) -> None:
+    shapes = np.array([im.shape for im in imgs], np.int64)
+    np.savez(path, data=np.concatenate([im.reshape(-1) for im in imgs]), shapes=shapes)
+
+
+def load_pool(path: Path) -> list[np.ndarray]:
+    z = np.load(path)
+    data, shapes = z["data"], z["shapes"]
+    out, o = [], 0
+    for s in shapes:
+        n = int(np.prod(s))
+        out.append(data[o : o + n].reshape(s))
+        o += n
+    return out
+
+
+def native_crops(img: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """Up to two native-resolution crops of at most MAX_SIDE (whole image when small)."""
+    h, w = img.shape[:2]
+    if max(h, w) <= MAX_SIDE:
+        return [img]
+    out = []
+    for _ in range(2):
+        y = int(rng.integers(0, max(h - MAX_SIDE, 0) + 1))
+        x = int(rng.integers(0, max(w - MAX_SIDE, 0) + 1))
+        out.append(np.ascontiguousarray(img[y : y + MAX_SIDE, x : x + MAX_SIDE]))
+    return out
+
+
+def prep() -> None:
+    from forensics.media import open_media
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = gd.read_manifest(DATA)
+    parts = gd.split(rows)
+    real, fake = [], []
+    for r in parts["train_real"]:
+        real += native_crops(gd.load_rgb(DATA / r.file), rng)
+    for r in parts["train_fake"]:
+        for t in gd.tiles(gd.load_rgb(DATA / r.file), r):
+            fake += native_crops(t, rng)
+    n_img = len(real)
+    for r in gd.video_split(rows)["train"]:
+        try:
+            for fr in open_media(DATA / r.file).frames(n=3):
+                real += native_crops(fr.image, rng)
+        except Exception as exc:  # a broken video only loses its frames
+            print(f"skip {r.file}: {exc}")
+    save_pool(WORK / "train_real.npz", real)
+    save_pool(WORK / "train_fake.npz", fake)
+    print(f"pools: {n_img} real photo crops + {len(real) - n_img} real video frames, {len(fake)} fake tiles")
+    # in-training validation: held-out sources, JPEG q90 at 512 px
+    items = gd.build_eval_set(DATA, WORK / "eval" / "q90_512", "q90_512")
+    print(f"validation set: {sum(1 - y for _, y, _ in items)} real, {sum(y for _, y, _ in items)} fake")
+
+
+# -- training --------------------------------------------------------------------------------
+def make_batch(real: list, fake: list, rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    crop = PRE["train_crop"]
+    xs, ys = [], []
+    for i in range(n):
+        label = i % 2
+        if label == 0:
+            img = real[rng.integers(len(real))]
+        elif rng.random() < 0.5:
+            img = fake[rng.integers(len(fake))]
+        else:  # synthetic upsampling trace on a real crop
+            src = real[rng.integers(len(real))]
+            img = upsampling_trace(np.ascontiguousarray(normalise_region(src, rng, crop)), rng)
+        if rng.random() < 0.5:
+            img = img[:, ::-1]
+        xs.append(to_input(normalise(img, rng, crop=crop), PRE["mean"], PRE["std"]))
+        ys.append(label)
+    return torch.from_numpy(np.stack(xs)), torch.tensor(ys, dtype=torch.float32)
+
+
+def normalise_region(img: np.ndarray, rng: np.random.Generator, crop: int) -> np.ndarray:
+    """The raw region a synthetic trace is drawn on (same 1.5x-crop size the pipeline uses)."""
+    from forensics.train.upsampling import random_crop
+
+    return random_crop(img, int(crop * 1.5) + 8, rng)
+
+
+def val_logits(model: torch.nn.Module, items: list, det: GanFingerprint) -> np.ndarray:
+    """File scores (mean unit logit) of the validation set with the detector's own units."""
+    from forensics.media import open_media
+
+    model.eval()
+    scores = []
+    with torch.inference_mode():
+        for path, _, _ in items:
+            xs = np.stack([u.x for u in det.units(open_media(path))])
+            scores.append(float(model(torch.from_numpy(xs)).mean()))
+    model.train()
+    return np.array(scores)
+
+
+class _PreOnly(GanFingerprint):
+    """The detector's unit extraction with the training preprocessing (no weights needed)."""
+
+    @property
+    def preprocessing(self) -> dict:
+        return PRE
+
+
+def train(steps: int, batch: int, lr: float) -> None:
+    torch.manual_seed(0)
+    real, fake = load_pool(WORK / "train_real.npz"), load_pool(WORK / "train_fake.npz")
+    items = gd.build_eval_set(DATA, WORK / "eval" / "q90_512", "q90_512")
+    labels = np.array([y for _, y, _ in items])
+    det = _PreOnly()
+    model = ResidualFingerprintNet(
+        widths=tuple(ARCH["widths"]), embed=ARCH["embed"], residual_gain=ARCH["residual_gain"]
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    ckpt = WORK / "ckpt.pt"
+    step, wall = 0, 0.0
+    rng = np.random.default_rng(1)
+    if ckpt.exists():
+        st = torch.load(ckpt, weights_only=False)  # our own checkpoint in /tmp
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"])
+        step, wall = st["step"], st["wall"]
+        rng.bit_generator.state = st["rng"]
+        print(f"resumed at step {step}")
+    model.train()
+    t0, losses = time.time(), []
+    while step < steps:
+        x, y = make_batch(real, fake, rng, batch)
+        loss = F.binary_cross_entropy_with_logits(model(x)[:, 0], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        losses.append(loss.item())
+        if step % 50 == 0 or step == steps:
+            el = wall + time.time() - t0
+            print(
+                f"step {step}/{steps} loss {np.mean(losses[-50:]):.4f} lr {sched.get_last_lr()[0]:.2e} wall {el:.0f}s"
+            )
+            torch.save(
+                {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
+                 "wall": el, "rng": rng.bit_generator.state, "steps": steps, "batch": batch, "lr": lr},
+                ckpt,
+            )  # fmt: skip
+        if step % 400 == 0 or step == steps:
+            m = summarize(labels, val_logits(model, items, det))
+            print(
+                f"  val q90_512 (held-out families): auc {m['auc']:.4f} ap {m['ap']:.4f}",
+                f"tpr@1%fpr {m['tpr@0.01fpr']:.3f}",
+            )
+            torch.save(model.state_dict(), WORK / f"model_step{step}.pt")
+        print(end="", flush=True)
+
+
+# -- calibration and export --------------------------------------------------------------------
+def calibrate() -> None:
+    """fp16 weights -> calibration on the held-out set -> metrics per protocol -> models/."""
+    from forensics.detectors.base import aggregate
+    from forensics.detectors.base import calibrate as apply_cal
+
+    st = torch.load(WORK / "ckpt.pt", weights_only=False)  # our own checkpoint in /tmp
+    tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in st["model"].items()}
+    agg = GanFingerprint.spec.aggregation
+    card = {
+        "name": NAME,
+        "detector": "gan_fingerprint",
+        "architecture": {"name": "ResidualFingerprintNet", "args": ARCH},
+        "preprocessing": PRE,
+        "calibration": {"temperature": 1.0, "bias": 0.0, "threshold": 0.5, "fpr": None, "aggregation": agg},
+        "training_data": TRAINING_DATA,
+        "metrics": {},
+        "licence": LICENCE,
+        "recipe": {
+            "steps": st["step"], "batch": st["batch"], "optimiser": f"AdamW lr {st['lr']} wd 1e-4, one-cycle",
+            "loss": "BCE, balanced real / fake (fakes: half StyleGAN tiles, half synthetic upsampling traces)",
+            "augmentation": "identical for both classes: random crop, p=0.05 greyscale, p=0.3 resize x0.6-1.4, "
+            "p=0.9 JPEG q65-100, hflip; training crops 96 px, inference crops 128 px",
+            "wall_time_s": round(st["wall"]), "hardware": "CPU, torch.set_num_threads(1), 2 cores shared",
+            "command": "python scripts/train_gan_fingerprint.py",
+        },
+    }  # fmt: skip
+    det = GanFingerprint(str(save_weights(tensors, card, WORK / "tmpmodels")))
+    items = gd.build_eval_set(DATA, WORK / "eval" / "q90_512", "q90_512")
+    logits = [det.decision_function(path)[1] for path, _, _ in items]
+    labels = np.array([y for _, y, _ in items])
+    ul = np.concatenate(logits)
+    uy = np.concatenate([np.full(len(lg), y) for lg, y in zip(logits, labels, strict=True)])
+    t, b = fit_temperature(ul, uy)
+    files = np.array([aggregate(agg, apply_cal(lg, {"temperature": t, "bias": b}), [None] * len(lg)) for lg in logits])
+    card["calibration"] = calibration_record(
+        ul, uy, files[labels == 0], fpr=0.01, aggregation=agg,
+        note="fit on held-out real sources vs held-out generator families (Stable Diffusion, GRIP, generated-faces) "
+        "re-encoded JPEG q90 at 512 px (centre crop); threshold at 1% FPR on those real files. The metrics below "
+        "use the same held-out files: there is no separate test split (too little data).",
+    )  # fmt: skip
+    det = GanFingerprint(str(save_weights(tensors, card, WORK / "tmpmodels")))
+    for prot in gd.PROTOCOLS:
+        res = gd.evaluate(det, DATA, WORK, prot)
+        card["metrics"][prot] = {k: {m: round(v, 4) for m, v in d.items()} for k, d in res.items()}
+        a = res["all"]
+        print(f"{prot}: auc {a['auc']:.4f} ap {a['ap']:.4f} tpr@1%fpr {a['tpr@0.01fpr']:.3f}", end=" ")
+        print(f"fpr@thr {a['fpr@threshold']:.3f}")
+    card["metrics"]["data"] = (
+        "held-out: " + TRAINING_DATA["validation"]["real"] + " vs " + TRAINING_DATA["validation"]["fake"]
+    )
+    card["metrics"]["command"] = "python scripts/eval_gan_fingerprint.py --protocol " + " ".join(gd.PROTOCOLS)
+    path = save_weights(tensors, card, ROOT / "models")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+TRAINING_DATA = {
+    "train": {
+        "real": "../shared/data real_face_photo + real_image from sources not in the validation list (LFW subset "
+        "krasserm/face-recognition, face-api.js, deepface, DECA, vladmandic/human, Deep3DFaceRecon, CodeFormer LQ "
+        "inputs, ImageNet samples, AFHQ-free sources) and 3 frames each of real_video except LivePortrait/DFDC/FF++ "
+        "originals (VoxCeleb2, LRS2, GRID, MEAD, dreamtalk, PC-AVS, HyperLips inputs)",
+        "fake": "StyleGAN2 model-zoo sample grids (justinpinkney/awesome-pretrained-stylegan2, tiles) and "
+        "seeprettyface StyleGAN/StyleGAN2 samples (a312863063/*), plus synthetic upsampling traces made on the "
+        "fly from the training real crops (forensics/train/upsampling.py)",
+    },
+    "validation": {
+        "real": "held-out real sources: " + ", ".join(gd.VAL_REAL_REPOS),
+        "fake": "held-out generator families: Stable Diffusion (apple/ml-stable-diffusion, CompVis/stable-diffusion), "
+        "GRIP examples (BigGAN, CycleGAN, pix2pix, ProGAN, StyleGAN, realgan), hmdghoul/generated-faces",
+    },
+    "licences": "research-only or unlicensed sources among them (LFW, VoxCeleb2, LRS2, GRID, MEAD, FF++/DFDC "
+    "originals, scraped celebrity photos, generated-faces without licence file); see ../shared/data/README.md",
+}
+LICENCE = "code Apache-2.0; weights research-only (trained on research-only and unlicensed data)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=["prep", "train", "calibrate", "all"], default="all")
+    ap.add_argument("--steps", type=int, default=1600)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    if a.stage in ("prep", "all"):
+        prep()
+    if a.stage in ("train", "all"):
+        train(a.steps, a.batch, a.lr)
+    if a.stage in ("calibrate", "all"):
+        calibrate()
+
+
+if __name__ == "__main__":
+    main()
