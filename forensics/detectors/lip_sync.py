@@ -1,0 +1,320 @@
+"""Lip-sync mismatch: does the speaking mouth move with the audio?
+
+For each face track, grey mouth crops are taken at ``fps`` (25) from landmarks interpolated
+between face detections, and the audio becomes a log-mel spectrogram on the same clock. A unit
+is one window (``window_frames`` frames, hop ``hop_frames``) of one track, and packs the mouth
+clip plus the log-mel of the window widened by ``max_offset_frames`` on each side into one
+float32 row (sizes in the card's architecture args; :class:`forensics.nn.lip_sync.LipSyncNet`
+splits it). The network's sync curve (similarity per audio shift) gives the logit (zero-offset
+similarity below that of clearly shifted audio = out of sync), the estimated offset (its argmax; positive
+= the audio lags the video) and the confidence (max minus median).
+
+A training-free cue rides along in the evidence: the correlation between mouth opening
+(darkness of the lip gap in the crop) and the speech envelope, at zero lag and at its best lag.
+Windows without speech (energy voice-activity test) are not scored; files without audio, a
+face, speech or a large enough mouth are skipped with that reason. Every number used here comes
+from the card's ``preprocessing`` block; training (``scripts/train_lip_sync.py``) calls the same
+functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from forensics.detectors.base import Detector, DetectorSpec, Unit
+from forensics.errors import MediaError, SkipDetection
+
+# -- preprocessing shared by scanning and training -----------------------------------------
+
+
+def mouth_crop(image: np.ndarray, landmarks: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
+    """A level grey ``mouth_height`` x ``mouth_width`` uint8 crop around the mouth.
+
+    Scale comes from the eye-midpoint to mouth-midpoint distance ``d`` (robust to yaw): the crop
+    is ``mouth_scale * d`` wide, centred ``mouth_shift * d`` below the mouth corners' midpoint.
+    """
+    h, w = int(prep["mouth_height"]), int(prep["mouth_width"])
+    lm = np.asarray(landmarks, dtype=np.float64)
+    eyes, mouth = (lm[0] + lm[1]) / 2, (lm[3] + lm[4]) / 2
+    d = max(float(np.linalg.norm(mouth - eyes)), 1.0)
+    angle = float(np.degrees(np.arctan2(lm[1, 1] - lm[0, 1], lm[1, 0] - lm[0, 0])))
+    down = np.array([-np.sin(np.radians(angle)), np.cos(np.radians(angle))])
+    cx, cy = mouth + float(prep["mouth_shift"]) * d * down
+    m = cv2.getRotationMatrix2D((float(cx), float(cy)), angle, w / (float(prep["mouth_scale"]) * d))
+    m[0, 2] += w / 2 - cx
+    m[1, 2] += h / 2 - cy
+    crop = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
+
+
+@dataclass
+class MouthTrack:
+    """Mouth crops of one face track on the ``fps`` clock: frame ``first + i`` is ``crops[i]``."""
+
+    track: int
+    first: int
+    crops: np.ndarray  # N x H x W uint8
+    boxes: np.ndarray  # N x 4 face boxes (pixels)
+    mouth_px: np.ndarray  # N: eye-mouth distance in pixels (face scale)
+
+
+def _interp(ts: np.ndarray, values: np.ndarray, t: float) -> np.ndarray:
+    j = int(np.clip(np.searchsorted(ts, t), 1, len(ts) - 1)) if len(ts) > 1 else 0
+    if len(ts) == 1:
+        return values[0]
+    a = float(np.clip((t - ts[j - 1]) / max(ts[j] - ts[j - 1], 1e-6), 0.0, 1.0))
+    return (1 - a) * values[j - 1] + a * values[j]
+
+
+def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) -> list[MouthTrack]:
+    """Mouth crops per face track at ``prep['fps']``, landmarks interpolated between detections.
+
+    Faces are detected at ``face_fps`` through ``media.faces``; frames are streamed at ``fps``
+    for at most ``max_seconds`` (bounded memory: only the small crops are kept).
+    """
+    fps, face_fps = float(prep["fps"]), float(prep["face_fps"])
+    tracks = [t for t in media.faces(fps=face_fps, detector=face_detector) if t.faces[0].landmarks is not None]
+    if not tracks:
+        return []
+    n = int(min(np.floor((media.info.duration or 0.0) * fps) + 1, float(prep["max_seconds"]) * fps))
+    reach = 1.0 / face_fps
+    spans = []
+    for tr in tracks:
+        ts = np.array([f.t for f in tr.faces])
+        lms = np.stack([np.asarray(f.landmarks, np.float64) for f in tr.faces])
+        boxes = np.array([f.box for f in tr.faces], np.float64)
+        spans.append((tr.id, ts, lms, boxes))
+    per: dict[int, dict[int, tuple[np.ndarray, np.ndarray, float]]] = {tid: {} for tid, *_ in spans}
+    for fr in media.iter_frames(fps=fps, max_frames=max(n, 1)):
+        i = round(fr.t * fps)
+        if i >= n:
+            break
+        for tid, ts, lms, boxes in spans:
+            if ts[0] - reach <= fr.t <= ts[-1] + reach:
+                lm = _interp(ts, lms, fr.t)
+                d = float(np.linalg.norm((lm[3] + lm[4]) / 2 - (lm[0] + lm[1]) / 2))
+                per[tid][i] = (mouth_crop(fr.image, lm, prep), _interp(ts, boxes, fr.t), d)
+    out = []
+    for tid, got in per.items():
+        if not got:
+            continue
+        idx = sorted(got)
+        first, last = idx[0], idx[-1]
+        crops, bxs, ds = [], [], []
+        prev = got[first]
+        for i in range(first, last + 1):
+            prev = got.get(i, prev)  # a dropped frame repeats the previous crop
+            crops.append(prev[0])
+            bxs.append(prev[1])
+            ds.append(prev[2])
+        out.append(MouthTrack(tid, first, np.stack(crops), np.array(bxs, np.float32), np.array(ds, np.float32)))
+    return out
+
+
+def log_mel(wav: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
+    """``n_mels`` x frames log-mel at ``mel_per_frame * fps`` frames per second (float32)."""
+    import librosa
+
+    sr, hop = int(prep["sample_rate"]), int(prep["sample_rate"] / (prep["fps"] * prep["mel_per_frame"]))
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(wav, np.float32), sr=sr, n_fft=int(prep["n_fft"]), hop_length=hop, n_mels=int(prep["n_mels"]),
+        fmin=float(prep["fmin"]), fmax=float(prep["fmax"]), center=True,
+    )  # fmt: skip
+    return np.log(mel + float(prep["mel_floor"])).astype(np.float32)
+
+
+def frame_energy_db(wav: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
+    """RMS level (dBFS) of the audio under each video frame of the ``fps`` clock."""
+    step = int(prep["sample_rate"] / prep["fps"])
+    n = len(wav) // step
+    if n == 0:
+        return np.zeros(0, np.float32)
+    rms = np.sqrt(np.mean(np.square(wav[: n * step].reshape(n, step), dtype=np.float64), axis=1))
+    return (20 * np.log10(rms + 1e-8)).astype(np.float32)
+
+
+def speech_frames(energy_db: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
+    """Voice-activity per frame: louder than ``vad_floor_db`` and ``vad_margin_db`` above the file's noise floor."""
+    if energy_db.size == 0:
+        return np.zeros(0, bool)
+    noise = float(np.percentile(energy_db, 10))
+    return energy_db > max(float(prep["vad_floor_db"]), noise + float(prep["vad_margin_db"]))
+
+
+def pack_unit(crops: np.ndarray, mel: np.ndarray, first: int, prep: dict[str, Any]) -> np.ndarray:
+    """One network row: the standardised mouth clip and the standardised log-mel around it.
+
+    ``crops`` are the window's ``window_frames`` mouth crops starting at clock frame ``first``;
+    ``mel`` is the whole file's :func:`log_mel`. The audio slice spans the window widened by
+    ``max_offset_frames`` on each side, padded with the mel floor beyond the file.
+    """
+    k, m, wf = int(prep["mel_per_frame"]), int(prep["max_offset_frames"]), int(prep["window_frames"])
+    clip = crops.astype(np.float32)
+    clip = (clip - clip.mean()) / (clip.std() + 1e-3)
+    a0, a1 = (first - m) * k, (first + wf + m) * k
+    seg = np.full((mel.shape[0], a1 - a0), np.log(float(prep["mel_floor"])), np.float32)
+    lo, hi = max(a0, 0), min(a1, mel.shape[1])
+    if hi > lo:
+        seg[:, lo - a0 : hi - a0] = mel[:, lo:hi]
+    seg = (seg - seg.mean()) / (seg.std() + 1e-3)
+    return np.concatenate([clip.ravel(), seg.ravel()]).astype(np.float32)
+
+
+def mouth_opening(crops: np.ndarray) -> np.ndarray:
+    """Training-free mouth opening per crop: darkness of the central band (the lip gap)."""
+    h, w = crops.shape[1:]
+    band = crops[:, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].astype(np.float32)
+    return -band.mean(axis=(1, 2))
+
+
+def lagged_correlation(x: np.ndarray, y: np.ndarray, max_lag: int) -> np.ndarray:
+    """Pearson correlation of ``x[t]`` with ``y[t + lag]`` for lag in ``[-max_lag, max_lag]``.
+
+    ``y`` is ``2 * max_lag`` longer than ``x`` (``max_lag`` extra on each side).
+    """
+    n = len(x)
+    xs = (x - x.mean()) / (x.std() + 1e-6)
+    out = []
+    for lag in range(-max_lag, max_lag + 1):
+        seg = y[max_lag + lag : max_lag + lag + n]
+        out.append(float(np.mean(xs * (seg - seg.mean()) / (seg.std() + 1e-6))))
+    return np.array(out, np.float32)
+
+
+def window_starts(length: int, prep: dict[str, Any]) -> list[int]:
+    """Window start offsets in a run of ``length`` frames (hop ``hop_frames``), the last one flush with the end."""
+    wf, hop = int(prep["window_frames"]), int(prep["hop_frames"])
+    if length < wf:
+        return []
+    starts = list(range(0, length - wf + 1, hop))
+    if starts[-1] != length - wf:
+        starts.append(length - wf)
+    return starts
+
+
+# -- the detector ----------------------------------------------------------------------------
+
+
+class LipSyncDetector(Detector):
+    """Audio-visual sync per face track and 1 s window; higher = mouth and speech disagree."""
+
+    spec = DetectorSpec(
+        name="lip_sync",
+        kinds=("video",),
+        unit="av_window",
+        default_weights="sync_v1",
+        aggregation="mean",
+        window_s=1.0,
+        hop_s=0.5,
+        sample_rate=16000,
+        description="two-stream mouth/log-mel sync network: per-window sync confidence and audio-video offset",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._face_detector: Any = None
+
+    def build(self, weights: Any) -> Any:
+        import torch
+
+        from forensics.nn.lip_sync import LipSyncNet
+
+        model = LipSyncNet(**weights.card["architecture"]["args"])
+        model.load_state_dict({k: v.to(torch.float32) for k, v in weights.tensors.items()})
+        return model
+
+    def face_detector(self) -> Any:
+        """The MTCNN face detector at the card's ``face_max_side`` / ``min_face`` (created once)."""
+        if self._face_detector is None:
+            from forensics.media.faces import MTCNNDetector
+
+            p = self.preprocessing
+            self._face_detector = MTCNNDetector(max_side=int(p["face_max_side"]), min_face=int(p["min_face"]))
+        return self._face_detector
+
+    def units(self, media: Any) -> list[Unit]:
+        prep = self.preprocessing
+        if not media.info.has_audio:
+            raise SkipDetection("no audio track")
+        try:
+            wav = media.audio(int(prep["sample_rate"]))
+        except MediaError as exc:
+            raise SkipDetection(f"audio track cannot be decoded: {exc}") from exc
+        energy = frame_energy_db(wav, prep)
+        speech = speech_frames(energy, prep)
+        if not speech.any():
+            raise SkipDetection("no speech in the audio track (voice-activity test)")
+        tracks = mouth_tracks(media, prep, self.face_detector())
+        if not tracks:
+            raise SkipDetection("no face found")
+        big = [t for t in tracks if np.median(t.mouth_px) >= float(prep["min_mouth_px"])]
+        if not big:
+            raise SkipDetection(f"face too small for lip reading (eye-mouth distance < {prep['min_mouth_px']} px)")
+        mel = log_mel(wav, prep)
+        fps, wf, m = float(prep["fps"]), int(prep["window_frames"]), int(prep["max_offset_frames"])
+        env = np.pad(energy, (m, wf + m), constant_values=float(energy.min()))
+        units: list[Unit] = []
+        for tr in big:
+            opening = mouth_opening(tr.crops)
+            for s in window_starts(len(tr.crops), prep):
+                f0 = tr.first + s
+                active = speech[f0 : f0 + wf]
+                if active.size == 0 or active.mean() < float(prep["vad_min_fraction"]):
+                    continue
+                corr = lagged_correlation(opening[s : s + wf], env[f0 : f0 + wf + 2 * m], m)
+                x0, y0, x1, y1 = (float(v) for v in tr.boxes[s : s + wf].mean(0))
+                units.append(
+                    Unit(
+                        x=pack_unit(tr.crops[s : s + wf], mel, f0, prep), start=f0 / fps, end=(f0 + wf) / fps,
+                        frame=f0, box=(x0, y0, x1, y1), track=tr.track,
+                        extra={"corr_zero": float(corr[m]), "corr_best_lag": int(np.argmax(corr)) - m},
+                    )
+                )  # fmt: skip
+        if not units:
+            raise SkipDetection(f"no window of {wf / fps:.1f} s with both a visible mouth and speech")
+        return units
+
+    def sync_curves(self, xs: np.ndarray) -> np.ndarray:
+        """Similarity per audio shift (``-max_offset..max_offset`` frames) for packed unit rows."""
+        import torch
+
+        model = self.model
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(xs), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(xs[i : i + self.batch_size])).to(self.device).float()
+                out.append(model.sync_curve(batch).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 2 * model.max_offset + 1), np.float32)
+
+    def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
+        fps = float(self.preprocessing["fps"])
+        curves = self.sync_curves(np.stack([u.x for u in units]))
+        m = curves.shape[1] // 2
+        offsets = (curves.argmax(1) - m) / fps
+        conf = curves.max(1) - np.median(curves, axis=1)
+        windows = [
+            {
+                "start": round(u.start, 3), "end": round(u.end, 3), "track": u.track,
+                "offset_s": round(float(o), 3), "confidence": round(float(c), 4),
+                "mouth_audio_corr": round(u.extra["corr_zero"], 3),
+                "mouth_audio_best_lag_s": round(u.extra["corr_best_lag"] / fps, 3),
+            }
+            for u, o, c in zip(units, offsets, conf, strict=True)
+        ]  # fmt: skip
+        tracks = []
+        for tid in sorted({u.track for u in units}):
+            sel = np.array([u.track == tid for u in units])
+            corr = np.array([u.extra["corr_zero"] for u, s in zip(units, sel, strict=True) if s])
+            tracks.append(
+                {
+                    "track": tid, "windows": int(sel.sum()), "offset_s": round(float(np.median(offsets[sel])), 3),
+                    "confidence": round(float(np.mean(conf[sel])), 4),
+                    "track_curve_offset_s": round(float(curves[sel].mean(0).argmax() - m) / fps, 3),
+                    "mouth_audio_corr": round(float(corr.mean()), 3),
+                }
+            )  # fmt: skip
+        return {"offset_sign": "positive = audio lags video", "tracks": tracks, "windows": windows}

@@ -1,0 +1,105 @@
+"""Two-stream audio-visual sync network (SyncNet-style), knowing nothing of media.
+
+One input row packs a grey mouth clip of ``frames`` frames (``height`` x ``width``) followed by
+a log-mel window of ``n_mels`` x ``(frames + 2 * max_offset) * mel_per_frame``: the audio covers
+the clip plus ``max_offset`` video frames on each side. Both streams are embedded at the video
+frame rate; the cosine similarity of the clip with the audio shifted by ``d`` frames, averaged
+over the clip, is computed for every ``d`` in ``[-max_offset, max_offset]``. The logit is
+``logit_scale * (median(sims[|d| >= 3]) - sims[d=0])``: how far the zero-offset similarity falls
+below that of clearly shifted audio, so higher means less in sync (more fake).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def _tconv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
+    pad = 0 if stride > 1 else k // 2
+    return nn.Sequential(nn.Conv1d(cin, cout, k, stride, pad, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True))
+
+
+class LipSyncNet(nn.Module):
+    """Mouth-clip and log-mel encoders sharing an embedding space at the video frame rate."""
+
+    def __init__(
+        self,
+        *,
+        frames: int = 25,
+        height: int = 32,
+        width: int = 64,
+        n_mels: int = 40,
+        mel_per_frame: int = 4,
+        max_offset: int = 15,
+        channels: int = 16,
+        dim: int = 64,
+        logit_scale: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.frames, self.height, self.width = frames, height, width
+        self.n_mels, self.mel_per_frame, self.max_offset = n_mels, mel_per_frame, max_offset
+        self.logit_scale = logit_scale
+        c = channels
+        self.visual_frame = nn.Sequential(
+            _conv_bn(1, c, 2), _conv_bn(c, 2 * c, 2), _conv_bn(2 * c, 4 * c, 2), _conv_bn(4 * c, 6 * c, 2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )  # fmt: skip
+        self.visual_time = nn.Sequential(_tconv(6 * c, 6 * c, 5), _tconv(6 * c, 6 * c, 3), nn.Conv1d(6 * c, dim, 1))
+        self.audio = nn.Sequential(
+            _tconv(n_mels, 6 * c, mel_per_frame, stride=mel_per_frame), _tconv(6 * c, 6 * c, 5),
+            _tconv(6 * c, 6 * c, 3), nn.Conv1d(6 * c, dim, 1),
+        )  # fmt: skip
+        self.temperature = nn.Parameter(torch.tensor(10.0))  # training-only InfoNCE scale, kept for resuming
+
+    @property
+    def video_size(self) -> int:
+        return self.frames * self.height * self.width
+
+    @property
+    def audio_frames(self) -> int:
+        return (self.frames + 2 * self.max_offset) * self.mel_per_frame
+
+    @property
+    def input_size(self) -> int:
+        return self.video_size + self.n_mels * self.audio_frames
+
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Packed rows -> (mouth clips ``B x T x H x W``, log-mels ``B x n_mels x A``)."""
+        v = x[:, : self.video_size].reshape(-1, self.frames, self.height, self.width)
+        a = x[:, self.video_size :].reshape(-1, self.n_mels, self.audio_frames)
+        return v, a
+
+    def embed_video(self, v: torch.Tensor) -> torch.Tensor:
+        """``B x T x H x W`` -> unit-norm embeddings ``B x dim x T``."""
+        b, t = v.shape[:2]
+        f = self.visual_frame(v.reshape(b * t, 1, self.height, self.width)).reshape(b, t, -1).transpose(1, 2)
+        return F.normalize(self.visual_time(f), dim=1)
+
+    def embed_audio(self, a: torch.Tensor) -> torch.Tensor:
+        """``B x n_mels x A`` -> unit-norm embeddings ``B x dim x A / mel_per_frame``."""
+        return F.normalize(self.audio(a), dim=1)
+
+    def offset_similarities(self, ev: torch.Tensor, ea: torch.Tensor) -> torch.Tensor:
+        """Per-frame cosine similarity for each audio shift: ``B x (2 * max_offset + 1) x T``."""
+        t, m = ev.shape[2], self.max_offset
+        return torch.stack([(ev * ea[:, :, m + d : m + d + t]).sum(1) for d in range(-m, m + 1)], dim=1)
+
+    def sync_curve(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean similarity of the clip with the audio shifted by each offset: ``B x (2 * max_offset + 1)``."""
+        v, a = self.split(x)
+        return self.offset_similarities(self.embed_video(v), self.embed_audio(a)).mean(2)
+
+    def logit_from_curve(self, curve: torch.Tensor) -> torch.Tensor:
+        """Higher = the zero-offset similarity is lower than that of a typical clearly-shifted audio (|d| >= 3)."""
+        m = self.max_offset
+        shifted = torch.cat([curve[:, : m - 2], curve[:, m + 3 :]], dim=1)
+        return self.logit_scale * (shifted.median(dim=1).values - curve[:, m])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit_from_curve(self.sync_curve(x.float()))

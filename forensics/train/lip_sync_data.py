@@ -1,0 +1,161 @@
+"""Training material for ``lip_sync``: cached clips, audio shifts, augmentation and the sync loss.
+
+A :class:`SyncClip` holds one video's mouth crops and log-mel, made with the detector's own
+preprocessing (:func:`forensics.detectors.lip_sync.mouth_tracks`, :func:`log_mel`,
+:func:`pack_unit`), so training and scanning see identical inputs. Shifted-audio negatives are
+synthesised by moving the log-mel in time: a shift of ``+s`` seconds delays the audio (it lags
+the video), which the network should report as offset ``+s``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from forensics.detectors.lip_sync import (
+    frame_energy_db,
+    log_mel,
+    mouth_tracks,
+    pack_unit,
+    speech_frames,
+    window_starts,
+)
+
+
+@dataclass
+class SyncClip:
+    """One talking-face video, preprocessed: crops of its longest face track on the ``fps`` clock."""
+
+    name: str
+    first: int
+    crops: np.ndarray  # N x H x W uint8
+    mel: np.ndarray  # n_mels x A, whole file
+    speech: np.ndarray  # per clock frame, whole file
+
+    def save(self, path: Path) -> None:
+        np.savez(path, first=self.first, crops=self.crops, mel=self.mel, speech=self.speech)
+
+    @classmethod
+    def load(cls, path: Path) -> SyncClip:
+        z = np.load(path)
+        return cls(path.stem, int(z["first"]), z["crops"], z["mel"], z["speech"])
+
+
+def make_clip(media: Any, prep: dict[str, Any], name: str, face_detector: Any = None) -> SyncClip | None:
+    """Preprocess one video with the detector's functions; ``None`` without audio or a face."""
+    if not media.info.has_audio:
+        return None
+    tracks = mouth_tracks(media, prep, face_detector)
+    if not tracks:
+        return None
+    tr = max(tracks, key=lambda t: len(t.crops))
+    wav = media.audio(int(prep["sample_rate"]))
+    return SyncClip(name, tr.first, tr.crops, log_mel(wav, prep), speech_frames(frame_energy_db(wav, prep), prep))
+
+
+def shift_mel(mel: np.ndarray, seconds: float, prep: dict[str, Any]) -> np.ndarray:
+    """Delay the audio by ``seconds`` (advance when negative), filling with the mel floor."""
+    cols = round(seconds * float(prep["fps"]) * int(prep["mel_per_frame"]))
+    out = np.full_like(mel, np.log(float(prep["mel_floor"])))
+    if cols >= 0:
+        out[:, cols:] = mel[:, : mel.shape[1] - cols]
+    else:
+        out[:, :cols] = mel[:, -cols:]
+    return out
+
+
+def shift_wav(wav: np.ndarray, seconds: float, sr: int) -> np.ndarray:
+    """Delay a waveform by ``seconds`` (advance when negative), same length, zero-filled."""
+    n = round(seconds * sr)
+    out = np.zeros_like(wav)
+    if n >= 0:
+        out[n:] = wav[: len(wav) - n]
+    else:
+        out[:n] = wav[-n:]
+    return out
+
+
+def speech_windows(clip: SyncClip, prep: dict[str, Any]) -> list[int]:
+    """Window starts (indices into ``clip.crops``) whose audio passes the voice-activity test."""
+    wf = int(prep["window_frames"])
+    out = []
+    for s in window_starts(len(clip.crops), prep):
+        act = clip.speech[clip.first + s : clip.first + s + wf]
+        if act.size and act.mean() >= float(prep["vad_min_fraction"]):
+            out.append(s)
+    return out
+
+
+def augment_clip(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Same random flip / small affine / blur for every frame of a clip, plus per-frame jitter and noise."""
+    n, h, w = crops.shape
+    ang, sc = rng.uniform(-6, 6), rng.uniform(0.92, 1.08)
+    base = cv2.getRotationMatrix2D((w / 2, h / 2), ang, sc)
+    base[:, 2] += rng.uniform(-3, 3, size=2)
+    flip, blur = rng.random() < 0.5, rng.random() < 0.3
+    out = np.empty((n, h, w), np.float32)
+    for i in range(n):
+        m = base.copy()
+        m[:, 2] += rng.normal(0, 0.5, size=2)
+        img = cv2.warpAffine(crops[i], m, (w, h), borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        if blur:
+            img = cv2.GaussianBlur(img, (3, 3), 0)
+        out[i] = img[:, ::-1] if flip else img
+    out += rng.normal(0, rng.uniform(0, 6), size=out.shape)
+    return np.clip(out, 0, 255)
+
+
+def augment_mel(mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Add stationary noise in the power domain at a random 5–40 dB SNR (half the time)."""
+    if rng.random() < 0.5:
+        return mel
+    power = np.exp(mel.astype(np.float64))
+    noise = power.mean() * 10 ** (-rng.uniform(5, 40) / 10) * rng.uniform(0.5, 1.5, size=(mel.shape[0], 1))
+    return np.log(power + noise).astype(np.float32)
+
+
+def sample_batch(
+    clips: list[SyncClip], starts: list[list[int]], batch: int, prep: dict[str, Any], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Packed rows of random speech windows (augmented) and their per-frame speech masks."""
+    wf = int(prep["window_frames"])
+    weights = np.array([len(s) for s in starts], np.float64)
+    xs, masks = [], []
+    for ci in rng.choice(len(clips), size=batch, p=weights / weights.sum()):
+        c = clips[ci]
+        s = int(rng.choice(starts[ci]))
+        f0 = c.first + s
+        crops = augment_clip(c.crops[s : s + wf], rng)
+        xs.append(pack_unit(crops, augment_mel(c.mel, rng), f0, prep))
+        masks.append(c.speech[f0 : f0 + wf].astype(np.float32))
+    return np.stack(xs), np.stack(masks)
+
+
+def sync_loss(model: Any, x: Any, mask: Any) -> Any:
+    """InfoNCE per speech frame over audio shifts and other windows' aligned audio, plus per window over shifts.
+
+    The target is always the zero shift: the aligned audio of the frame's own clip.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    v, a = model.split(x)
+    ev, ea = model.embed_video(v), model.embed_audio(a)
+    m, t = model.max_offset, ev.shape[2]
+    scale = model.temperature.clamp(1.0, 100.0)
+    sims = model.offset_similarities(ev, ea)  # B x (2m+1) x T
+    aligned = ea[:, :, m : m + t]  # B x D x T
+    cross = torch.einsum("bdt,cdt->bct", ev, aligned)  # B x B x T
+    eye = torch.eye(len(x), dtype=torch.bool, device=x.device)[:, :, None].expand_as(cross)
+    cross = cross.masked_fill(eye, -1e4)
+    logits = torch.cat([sims, cross], 1) * scale  # B x (2m+1+B) x T
+    target = torch.full((len(x), t), m, dtype=torch.long, device=x.device)
+    frame_ce = F.cross_entropy(logits, target, reduction="none")
+    frame_loss = (frame_ce * mask).sum() / mask.sum().clamp(min=1.0)
+    curve = (sims * mask[:, None]).sum(2) / mask.sum(1, keepdim=True).clamp(min=1.0)
+    window_loss = F.cross_entropy(curve * scale, target[:, 0])
+    return frame_loss + window_loss
