@@ -170,6 +170,88 @@ def cmd_detectors(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- demo, evaluate, finetune, fingerprints --------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from forensics.train.demo import build_demo
+
+    folder = Path(args.dir)
+    _console().print(f"building demo media in {folder}/ (real photos shipped by scikit-image and matplotlib)")
+    build_demo(folder)
+    out = folder / "results.jsonl"
+    if out.exists():
+        out.unlink()
+    ns = argparse.Namespace(
+        paths=[str(folder)], output=str(out), detectors=args.detectors, weights=None, device=args.device,
+        no_resume=True, csv=None, parquet=None, quiet=False, html=None,
+    )  # fmt: skip
+    code = cmd_scan(ns)
+    _console().print(f"results: {out}")
+    return 0 if code in (0, EXIT_FLAGGED, EXIT_ERRORS, EXIT_FLAGGED | EXIT_ERRORS) else code
+
+
+def _progress_bar(con: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=con
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from forensics.train.evaluate import collect, evaluate, format_report
+
+    con = _console()
+    samples = collect(real=args.real, fake=args.fake, table=args.csv)
+    variants = tuple(args.variants.split(",")) if args.variants else None
+    with _progress_bar(con) as bar:
+        task = bar.add_task("evaluating", total=None)
+
+        def progress(variant: str, i: int, n: int, path: Path) -> None:
+            bar.update(task, completed=i, total=n, description=f"{variant}: {path.name[:30]}")
+
+        report = evaluate(args.detector, samples, weights=args.weights, variants=variants,
+                          out_dir=Path(args.out), device=args.device, progress=progress)  # fmt: skip
+    print(format_report(report))
+    con.print(f"metrics, scores and ROC/DET/histogram plots in {args.out}/")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from forensics.train.finetune import finetune
+
+    con = _console()
+    with _progress_bar(con) as bar:
+        task = bar.add_task("preparing", total=None)
+
+        def progress(stage: str, i: int, n: int, info: dict[str, Any]) -> None:
+            if stage == "epoch":
+                con.print(
+                    f"epoch {info['epoch']}: train loss {info.get('train_loss', 0):.4f}, val AUC {info['val_auc']:.3f}"
+                )
+            else:
+                desc = stage if stage != "train" else f"epoch {info['epoch']} loss {info['loss']:.3f}"
+                bar.update(task, completed=i, total=n, description=desc)
+
+        path = finetune(args.detector, args.real, args.fake, weights=args.weights, tag=args.tag, epochs=args.epochs,
+                        lr=args.lr, batch_size=args.batch_size, device=args.device, progress=progress)  # fmt: skip
+    con.print(f"wrote {path}; use it with --weights {args.detector}.{args.tag}")
+    return 0
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> int:
+    from forensics.detectors.gan_fingerprint import add_fingerprint, list_fingerprints
+
+    if args.action == "add":
+        path = add_fingerprint(args.name, args.folder)
+        _console().print(f"fingerprint {args.name!r} stored in {path}")
+        return 0
+    for fp in list_fingerprints():
+        print("\t".join(str(fp.get(k, "")) for k in ("name", "images", "weights", "sha256", "path")))
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 
@@ -215,6 +297,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("detectors", help="list registered detectors")
     d.set_defaults(func=cmd_detectors)
+
+    dm = sub.add_parser("demo", help="build a small demo folder offline and scan it")
+    dm.add_argument("--dir", default="forensics-demo", help="where to build it (default: ./forensics-demo)")
+    dm.add_argument("--detectors")
+    dm.add_argument("--device", default="cpu")
+    dm.set_defaults(func=cmd_demo)
+
+    ev = sub.add_parser("evaluate", help="metrics of a detector on labelled media (and after re-encoding)")
+    ev.add_argument("detector")
+    ev.add_argument("--real", action="append", type=Path, help="folder of real media (repeatable)")
+    ev.add_argument("--fake", action="append", type=Path, help="folder of fake media (repeatable)")
+    ev.add_argument("--csv", type=Path, help="CSV with path,label[,source] instead of folders")
+    ev.add_argument("--weights")
+    ev.add_argument("--variants", help="comma list of original,crf23,crf32,half,aac64 (default: all that apply)")
+    ev.add_argument("--out", default="evaluation", help="folder for metrics JSON, scores and plots")
+    ev.add_argument("--device", default="cpu")
+    ev.set_defaults(func=cmd_evaluate)
+
+    ft = sub.add_parser("finetune", help="fine-tune a detector on labelled samples; writes new weights")
+    ft.add_argument("detector")
+    ft.add_argument("--real", action="append", type=Path, required=True)
+    ft.add_argument("--fake", action="append", type=Path, required=True)
+    ft.add_argument("--weights", help="start from these weights (default: the detector's)")
+    ft.add_argument("--tag", default="finetuned", help="new weights are <detector>.<tag>")
+    ft.add_argument("--epochs", type=int, default=5)
+    ft.add_argument("--lr", type=float, default=1e-4)
+    ft.add_argument("--batch-size", type=int, default=32)
+    ft.add_argument("--device", default="cpu")
+    ft.set_defaults(func=cmd_finetune)
+
+    fp = sub.add_parser("fingerprint", help="generator fingerprints for attribution (gan_fingerprint)")
+    fps = fp.add_subparsers(dest="action", required=True)
+    fa = fps.add_parser("add", help="build a fingerprint from a folder of one generator's images")
+    fa.add_argument("name")
+    fa.add_argument("folder", type=Path)
+    fps.add_parser("list")
+    fp.set_defaults(func=cmd_fingerprint)
     return p
 
 

@@ -1,0 +1,196 @@
+"""Generic fine-tuning of any detector on labelled samples of a new campaign.
+
+Starts from the detector's weights, builds training units with the detector's own ``units()``
+(the same preprocessing as scanning), splits by file so frames of one video never straddle
+train and validation, stops early on validation AUC, recalibrates, and writes safetensors plus
+a card into the user's weights folder, usable at once as ``<detector>.<tag>``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics.detectors import create_detector
+from forensics.detectors.base import aggregate, calibrate
+from forensics.errors import ForensicsError
+from forensics.media import open_media
+from forensics.train.calibration import fit_temperature, threshold_at_fpr
+from forensics.train.evaluate import Sample, collect
+from forensics.train.metrics import summarize
+
+Progress = Callable[[str, int, int, dict[str, Any]], None]
+
+
+def split_groups(samples: list[Sample], val_fraction: float, rng: np.random.Generator) -> tuple[set[str], set[str]]:
+    """Train/validation groups, stratified by label; every group stays whole."""
+    train: set[str] = set()
+    val: set[str] = set()
+    for label in (0, 1):
+        groups = sorted({s.group for s in samples if s.label == label})
+        if len(groups) < 2:
+            kind = "real" if label == 0 else "fake"
+            raise ForensicsError(f"need at least 2 {kind} files (one to train, one to validate); found {len(groups)}")
+        rng.shuffle(groups)
+        k = max(1, round(len(groups) * val_fraction))
+        val.update(groups[:k])
+        train.update(groups[k:])
+    return train, val
+
+
+def _units(
+    det: Any, samples: list[Sample], progress: Progress | None
+) -> tuple[list[np.ndarray], list[Sample], list[str]]:
+    xs, kept, problems = [], [], []
+    for i, s in enumerate(samples, 1):
+        try:
+            units = det.units(open_media(s.path))
+            if not units:
+                raise ForensicsError("nothing to score")
+            xs.append(np.stack([u.x for u in units]).astype(np.float32))
+            kept.append(s)
+        except (ForensicsError, OSError, ValueError, RuntimeError) as exc:
+            problems.append(f"{s.path}: {exc}")
+        if progress:
+            progress("prepare", i, len(samples), {"path": str(s.path)})
+    return xs, kept, problems
+
+
+def _augment(x: Any, unit: str, gen: Any) -> Any:
+    import torch
+
+    if unit in ("face", "frame") and x.ndim == 4:
+        flip = torch.rand(len(x), generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def _file_scores(det: Any, model_logits: list[np.ndarray], cal: dict[str, Any]) -> np.ndarray:
+    return np.array([aggregate(det.aggregation_name, calibrate(lg, cal), [None] * len(lg)) for lg in model_logits])
+
+
+def finetune(
+    detector: str,
+    real: list[Path],
+    fake: list[Path],
+    *,
+    weights: str | None = None,
+    tag: str = "finetuned",
+    epochs: int = 5,
+    lr: float = 1e-4,
+    batch_size: int = 32,
+    val_fraction: float = 0.25,
+    patience: int = 2,
+    fpr: float = 0.01,
+    seed: int = 0,
+    device: str = "cpu",
+    out_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Fine-tune ``detector`` on real/fake folders; returns the new safetensors path."""
+    import torch
+
+    from forensics.weights import save_weights, user_weights_dir
+
+    if not tag.replace("_", "").isalnum() or not tag.islower():
+        raise ForensicsError(f"tag {tag!r} must be lowercase letters, digits and underscores")
+    t0 = time.perf_counter()
+    det = create_detector(detector, weights, device=device).load()
+    samples = collect(real=real, fake=fake)
+    if not samples:
+        raise ForensicsError("the real and fake folders hold no files")
+    if not any(s.label == 0 for s in samples) or not any(s.label == 1 for s in samples):
+        raise ForensicsError("fine-tuning needs both real and fake files")
+    xs, kept, problems = _units(det, samples, progress)
+    if not kept:
+        raise ForensicsError(f"no file gave anything to score; first problems: {problems[:3]}")
+    rng = np.random.default_rng(seed)
+    train_g, val_g = split_groups(kept, val_fraction, rng)
+    tr = [i for i, s in enumerate(kept) if s.group in train_g]
+    va = [i for i, s in enumerate(kept) if s.group in val_g]
+    x_tr = torch.from_numpy(np.concatenate([xs[i] for i in tr]))
+    y_tr = torch.from_numpy(np.concatenate([[kept[i].label] * len(xs[i]) for i in tr]).astype(np.float32))
+    y_va_files = np.array([kept[i].label for i in va])
+
+    model = det.model
+    base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    dtypes = {k: v.dtype for k, v in det.loaded_weights.tensors.items()}
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
+    pos = float(y_tr.sum())
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(y_tr) - pos) / max(pos, 1.0)))
+
+    def val_logits() -> list[np.ndarray]:
+        model.eval()
+        return [det.forward(xs[i]) for i in va]
+
+    def val_auc(lg: list[np.ndarray]) -> float:
+        scores = _file_scores(det, lg, det.calibration)
+        return summarize(y_va_files, scores)["auc"]
+
+    best_auc = val_auc(val_logits())
+    history = [{"epoch": 0, "val_auc": best_auc}]
+    best_state, stale = copy.deepcopy(model.state_dict()), 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        for m in model.modules():  # small fine-tuning sets: keep the normalisation statistics
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+        order = torch.randperm(len(x_tr), generator=gen)
+        total = 0.0
+        for j, b in enumerate(range(0, len(order), batch_size)):
+            idx = order[b : b + batch_size]
+            xb = _augment(x_tr[idx], det.spec.unit, gen).to(device)
+            loss = loss_fn(det.logits_tensor(xb), y_tr[idx].to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(idx)
+            if progress:
+                progress(
+                    "train", j + 1, (len(order) + batch_size - 1) // batch_size, {"epoch": epoch, "loss": float(loss)}
+                )
+        auc = val_auc(val_logits())
+        history.append({"epoch": epoch, "train_loss": total / len(order), "val_auc": auc})
+        if progress:
+            progress("epoch", epoch, epochs, history[-1])
+        if auc > best_auc + 1e-4:
+            best_auc, best_state, stale = auc, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    model.load_state_dict(best_state)
+    lg = val_logits()
+    unit_logits = np.concatenate(lg)
+    unit_labels = np.concatenate([[kept[i].label] * len(xs[i]) for i in va])
+    temp, bias = fit_temperature(unit_logits, unit_labels)
+    cal = {"temperature": temp, "bias": bias, "aggregation": det.aggregation_name, "fpr": fpr}
+    file_scores = _file_scores(det, lg, cal)
+    cal["threshold"] = threshold_at_fpr(file_scores[y_va_files == 0], fpr)
+    n_real_val = int((y_va_files == 0).sum())
+    cal["note"] = f"fit on {len(va)} validation files ({n_real_val} real); threshold at {fpr:g} FPR on real files"
+    base = det.card
+    card = dict(base)
+    card.update(
+        name=f"{det.spec.name}.{tag}",
+        calibration=cal,
+        parent=det.weights_id,
+        training_data=(
+            f"fine-tuned from {det.weights_id} on {sum(s.label == 0 for s in kept)} real and "
+            f"{sum(s.label == 1 for s in kept)} fake files from {[str(p) for p in real]} / {[str(p) for p in fake]}; "
+            f"parent data: {base.get('training_data')}"
+        ),
+        metrics={"finetune_validation": summarize(y_va_files, file_scores) | {"history": history}},
+        recipe={"epochs_run": len(history) - 1, "lr": lr, "batch_size": batch_size, "seed": seed,
+                "wall_s": round(time.perf_counter() - t0, 1), "skipped_files": problems[:20]},
+    )  # fmt: skip
+    tensors = {k: v.detach().cpu().to(dtypes.get(k, v.dtype)) for k, v in model.state_dict().items()}
+    model.load_state_dict(base_state)  # leave the caller's detector as it was
+    return save_weights(tensors, card, out_dir or user_weights_dir())
