@@ -40,3 +40,4 @@ def create_detector(name: str, weights: str | None = None, **kwargs: Any) -> Any
 
 
 # Registration lines: one per detector family.
+register("synthetic_speech", "forensics.detectors.synthetic_speech:SyntheticSpeech")

@@ -1,0 +1,210 @@
+"""``synthetic_speech``: vocoder / TTS / voice-conversion traces in audio files and video soundtracks.
+
+The audio is resampled to the card's rate (mono), loudness-normalised, cut into windows over its
+whole length (the last window is aligned to the end; audio shorter than one window is tiled to
+fill it), and windows without speech (silence, noise, sustained music) are dropped by a simple
+energy / modulation / spectral-flatness voice-activity test. Each remaining window becomes a
+feature map: a log power spectrogram (``lcnn`` weights) or LFCCs with deltas (``gmm`` weights).
+
+The functions below are the single source of preprocessing: ``scripts/train_synthetic_speech.py``
+imports them, so training and scanning agree on every sample. All numbers come from the card.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from forensics.detectors.base import Detector, DetectorSpec, Unit
+from forensics.errors import SkipDetection
+
+NO_SPEECH = "no speech found (silence or music)"
+
+
+# -- preprocessing (shared with training) ------------------------------------------------------
+
+
+def frame_signal(wav: np.ndarray, n: int, hop: int) -> np.ndarray:
+    """Frames ``(T, n)`` starting every ``hop`` samples, no centring (frame ``i`` = ``wav[i*hop : i*hop+n]``)."""
+    if wav.size < n:
+        wav = np.pad(wav, (0, n - wav.size))
+    count = 1 + (wav.size - n) // hop
+    return np.lib.stride_tricks.as_strided(wav, (count, n), (wav.strides[0] * hop, wav.strides[0]), writeable=False)
+
+
+def power_spectrogram(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
+    """``|STFT|^2`` as ``(n_fft // 2 + 1, T)`` float32 with a Hann window of ``win_length``."""
+    n_fft, win, hop = int(pre["n_fft"]), int(pre["win_length"]), int(pre["hop_length"])
+    frames = frame_signal(np.ascontiguousarray(wav, dtype=np.float32), win, hop)
+    spec = np.fft.rfft(frames * np.hanning(win + 1)[:-1].astype(np.float32), n=n_fft, axis=1)
+    return (spec.real**2 + spec.imag**2).astype(np.float32).T
+
+
+def normalise_loudness(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
+    """Scale so the RMS of the active frames (see :func:`speech_frames`) is ``loudness_dbfs``.
+
+    The gain is capped at ``max_gain_db``; audio without active frames is returned unchanged.
+    """
+    level, active = speech_frames(wav, pre)
+    if not active.any():
+        return wav.astype(np.float32)
+    loud_db = 10 * np.log10(np.mean(10 ** (level[active] / 10)))
+    gain_db = min(float(pre["loudness_dbfs"]) - loud_db, float(pre["max_gain_db"]))
+    return np.clip(wav * 10 ** (gain_db / 20), -1.0, 1.0).astype(np.float32)
+
+
+def window_starts(n_samples: int, win: int, hop: int) -> list[int]:
+    """Window starts covering the whole signal; the last window ends exactly at the end."""
+    if n_samples <= win:
+        return [0]
+    starts = list(range(0, n_samples - win + 1, hop))
+    if starts[-1] + win < n_samples:
+        starts.append(n_samples - win)
+    return starts
+
+
+def fit_length(chunk: np.ndarray, n: int) -> np.ndarray:
+    """Tile a chunk shorter than ``n`` samples (no silent padding); longer chunks are cut."""
+    if chunk.size >= n:
+        return chunk[:n]
+    return np.tile(chunk, int(np.ceil(n / max(chunk.size, 1))))[:n]
+
+
+def speech_frames(wav: np.ndarray, pre: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame level (dB) and an "active" mask: above an absolute floor and within ``rel_db`` of the loud frames."""
+    vad = pre["vad"]
+    frames = frame_signal(np.ascontiguousarray(wav, dtype=np.float32), int(pre["win_length"]), int(pre["hop_length"]))
+    level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    ref = np.percentile(level, 95)
+    active = level > max(float(vad["abs_floor_dbfs"]), ref - float(vad["rel_db"]))
+    return level, active
+
+
+def is_speech(chunk: np.ndarray, level: np.ndarray, active: np.ndarray, pre: dict[str, Any]) -> bool:
+    """Voice-activity test for one window: enough active frames, syllabic level modulation, not noise-flat."""
+    vad = pre["vad"]
+    if active.size == 0 or active.mean() < float(vad["min_active"]):
+        return False
+    floor = level[active].max() - float(vad["rel_db"])
+    if np.std(np.maximum(level, floor)) < float(vad["min_modulation_db"]):
+        return False
+    power = power_spectrogram(chunk, pre)[1:]
+    n = min(power.shape[1], active.size)
+    p = power[:, :n][:, active[:n]] + 1e-12
+    flatness = np.exp(np.mean(np.log(p), axis=0)) / np.mean(p, axis=0)
+    return bool(np.median(flatness) <= float(vad["max_flatness"]))
+
+
+def log_spectrogram(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
+    """Standardised log power spectrogram ``(n_fft // 2 + 1, T)`` float32."""
+    logp = np.log(power_spectrogram(wav, pre) + float(pre["log_eps"]))
+    return ((logp - float(pre["feat_mean"])) / float(pre["feat_std"])).astype(np.float32)
+
+
+def lfcc(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
+    """Linear-frequency cepstral coefficients with deltas and delta-deltas, ``(3 * n_lfcc, T)`` float32."""
+    import librosa
+    from scipy.fft import dct
+
+    power = power_spectrogram(wav, pre)
+    n_bins, n_filt = power.shape[0], int(pre["n_filters"])
+    edges = np.linspace(0, n_bins - 1, n_filt + 2)
+    bins = np.arange(n_bins)[None, :]
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    bank = np.maximum(0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))
+    ceps = dct(np.log(bank @ power + float(pre["log_eps"])), type=2, axis=0, norm="ortho")[: int(pre["n_lfcc"])]
+    feats = np.concatenate([ceps, librosa.feature.delta(ceps, width=3), librosa.feature.delta(ceps, order=2, width=3)])
+    return feats.astype(np.float32)
+
+
+FEATURES = {"logspec": log_spectrogram, "lfcc": lfcc}
+
+
+def window_features(chunk: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
+    """The network input of one window (already loudness-normalised, ``window_s`` long)."""
+    return FEATURES[pre["features"]](chunk, pre)
+
+
+def speech_windows(wav: np.ndarray, pre: dict[str, Any]) -> list[tuple[int, int, np.ndarray]]:
+    """``(start, end, chunk)`` sample spans of the windows that hold speech, chunks fitted to ``window_s``.
+
+    ``wav`` is the raw mono signal at ``sample_rate``; the voice-activity test runs on it, the
+    returned chunks are loudness-normalised. Audio shorter than ``min_speech_s`` gives no window.
+    """
+    sr = int(pre["sample_rate"])
+    win, hop = round(pre["window_s"] * sr), round(pre["hop_s"] * sr)
+    if wav.size < float(pre["min_speech_s"]) * sr:
+        return []
+    level, active = speech_frames(wav, pre)
+    norm = normalise_loudness(wav, pre)
+    fhop = int(pre["hop_length"])
+    out = []
+    for s in window_starts(wav.size, win, hop):
+        e = min(s + win, wav.size)
+        f0, f1 = s // fhop, max(s // fhop + 1, (e - int(pre["win_length"])) // fhop + 1)
+        if is_speech(wav[s:e], level[f0:f1], active[f0:f1], pre):
+            out.append((s, e, fit_length(norm[s:e], win)))
+    return out
+
+
+# -- the detector ------------------------------------------------------------------------------
+
+
+class SyntheticSpeech(Detector):
+    """Scores each speech window of an audio track for vocoder / TTS / voice-conversion traces."""
+
+    spec = DetectorSpec(
+        name="synthetic_speech",
+        kinds=("audio", "video"),
+        unit="audio_window",
+        default_weights="lcnn_v1",
+        aggregation="top_k_mean",
+        window_s=4.0,
+        hop_s=2.0,
+        sample_rate=16000,
+        description="Synthetic speech (vocoders, TTS, voice conversion) per 4 s window of the audio track",
+    )
+
+    def build(self, weights: Any) -> Any:
+        import torch
+
+        from forensics.nn.synthetic_speech import build_network
+
+        arch = weights.card["architecture"]
+        model = build_network(arch["name"], dict(arch.get("args", {})))
+        state = {k: v.float() if v.is_floating_point() else v for k, v in weights.tensors.items()}
+        model.load_state_dict(state)
+        return model.to(torch.float32)
+
+    def units(self, media: Any) -> list[Unit]:
+        pre = self.preprocessing
+        if not media.info.has_audio:
+            raise SkipDetection("no audio track")
+        sr = int(pre["sample_rate"])
+        wav = media.audio(sr)
+        spans = speech_windows(wav, pre)
+        if not spans:
+            raise SkipDetection(NO_SPEECH)
+        return [Unit(window_features(c, pre), s / sr, e / sr) for s, e, c in spans]
+
+    def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
+        """Speech coverage and the merged time spans whose calibrated window score reaches the threshold."""
+        from forensics.detectors.base import calibrate
+
+        probs = calibrate(logits, self.calibration)
+        spans: list[list[float]] = []
+        for u, p in zip(units, probs, strict=True):
+            if p < self.threshold:
+                continue
+            if spans and u.start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], u.end)
+            else:
+                spans.append([u.start, u.end])
+        sr = int(self.preprocessing["sample_rate"])
+        duration = media.audio(sr).size / sr
+        return {
+            "speech_windows": len(units),
+            "audio_s": round(duration, 3),
+            "synthetic_spans": [[round(a, 3), round(b, 3)] for a, b in spans],
+        }
