@@ -130,12 +130,17 @@ def finetune(
         model.eval()
         return [det.forward(xs[i]) for i in va]
 
-    def val_auc(lg: list[np.ndarray]) -> float:
-        scores = _file_scores(det, lg, det.calibration)
-        return summarize(y_va_files, scores)["auc"]
+    y_va_units = np.concatenate([[kept[i].label] * len(xs[i]) for i in va]).astype(np.float64)
 
-    best_auc = val_auc(val_logits())
-    history = [{"epoch": 0, "val_auc": best_auc}]
+    def val_score(lg: list[np.ndarray]) -> tuple[float, float]:
+        """Validation file AUC, ties broken by the lower unit log-loss."""
+        auc = summarize(y_va_files, _file_scores(det, lg, det.calibration))["auc"]
+        z = np.concatenate(lg).astype(np.float64)
+        loss = float(np.mean(np.logaddexp(0, z) - y_va_units * z))
+        return auc, -loss
+
+    best = val_score(val_logits())
+    history: list[dict[str, Any]] = [{"epoch": 0, "val_auc": best[0], "val_loss": -best[1]}]
     best_state, stale = copy.deepcopy(model.state_dict()), 0
     for epoch in range(1, epochs + 1):
         model.train()
@@ -151,17 +156,17 @@ def finetune(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             if progress:
                 progress(
-                    "train", j + 1, (len(order) + batch_size - 1) // batch_size, {"epoch": epoch, "loss": float(loss)}
+                    "train", j + 1, (len(order) + batch_size - 1) // batch_size, {"epoch": epoch, "loss": loss.item()}
                 )
-        auc = val_auc(val_logits())
-        history.append({"epoch": epoch, "train_loss": total / len(order), "val_auc": auc})
+        score = val_score(val_logits())
+        history.append({"epoch": epoch, "train_loss": total / len(order), "val_auc": score[0], "val_loss": -score[1]})
         if progress:
             progress("epoch", epoch, epochs, history[-1])
-        if auc > best_auc + 1e-4:
-            best_auc, best_state, stale = auc, copy.deepcopy(model.state_dict()), 0
+        if score > best:
+            best, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
             if stale >= patience:
@@ -191,6 +196,6 @@ def finetune(
         recipe={"epochs_run": len(history) - 1, "lr": lr, "batch_size": batch_size, "seed": seed,
                 "wall_s": round(time.perf_counter() - t0, 1), "skipped_files": problems[:20]},
     )  # fmt: skip
-    tensors = {k: v.detach().cpu().to(dtypes.get(k, v.dtype)) for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().to(dtypes.get(k, v.dtype)).clone() for k, v in model.state_dict().items()}
     model.load_state_dict(base_state)  # leave the caller's detector as it was
     return save_weights(tensors, card, out_dir or user_weights_dir())

@@ -1,0 +1,128 @@
+"""Generic evaluation, re-encoding, fine-tuning and the demo folder, exercised with the tiny test detector."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media_factory import face_photo, write_image, write_video, write_wav
+from tiny_detector import TinyDetector, make_tiny_weights
+
+import forensics
+from forensics.cli import main
+from forensics.detectors import register
+from forensics.errors import ForensicsError
+from forensics.media import open_media
+from forensics.train.evaluate import collect, evaluate, format_report
+from forensics.train.finetune import finetune
+from forensics.train.reencode import reencode
+from forensics.weights import load_weights, user_weights_dir
+
+
+@pytest.fixture()
+def tiny(weights_home: Path) -> TinyDetector:
+    register("tiny_test", TinyDetector)
+    make_tiny_weights(user_weights_dir())
+    return forensics.create_detector("tiny_test")
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Real: crops of the astronaut photo. Fake (sources 'tinted'/'warm'): the same crops colour-shifted."""
+    root = tmp_path_factory.mktemp("labelled")
+    real, fake = root / "real", root / "fake"
+    img = face_photo()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        y, x = rng.integers(0, 200, 2)
+        crop = img[y : y + 300, x : x + 300]
+        write_image((real / f"r{i}.jpg") if real.exists() else (real.mkdir() or real / f"r{i}.jpg"), crop)
+        src = "tinted" if i % 2 else "warm"
+        (fake / src).mkdir(parents=True, exist_ok=True)
+        shifted = np.clip(crop * ([1.3, 0.8, 0.8] if src == "tinted" else [1.2, 0.9, 0.7]), 0, 255).astype(np.uint8)
+        write_image(fake / src / f"f{i}.jpg", shifted)
+    return real, fake
+
+
+def test_reencode_variants(tmp_path: Path, media_dir: Path) -> None:
+    v = reencode(media_dir / "talk.mp4", tmp_path, "half")
+    info = open_media(v).info
+    assert (info.width, info.height) == (160, 120) and info.has_audio
+    assert open_media(reencode(media_dir / "talk.mp4", tmp_path, "crf32")).info.video_codec == "h264"
+    img = open_media(reencode(media_dir / "face.png", tmp_path, "half")).info
+    assert img.format == "jpeg" and img.width == 256
+    a = open_media(reencode(write_wav(tmp_path / "s.wav"), tmp_path, "aac64")).info
+    assert a.kind == "audio" and a.audio_codec == "aac"
+
+
+def test_collect_sources_and_csv(labelled: tuple[Path, Path], tmp_path: Path) -> None:
+    real, fake = labelled
+    s = collect(real=[real], fake=[fake])
+    assert sum(x.label == 0 for x in s) == 8 and {x.source for x in s if x.label} == {"tinted", "warm"}
+    table = tmp_path / "t.csv"
+    table.write_text(f"path,label,source\n{real / 'r0.jpg'},real,\n{fake / 'warm' / 'f0.jpg'},fake,warm\n")
+    assert [x.label for x in collect(table=table)] == [0, 1]
+
+
+def test_evaluate_reports_levels_sources_variants(
+    tiny: TinyDetector, labelled: tuple[Path, Path], tmp_path: Path
+) -> None:
+    real, fake = labelled
+    rep = evaluate(tiny, collect(real=[real], fake=[fake]), variants=("original", "half"), out_dir=tmp_path / "ev")
+    m = rep["variants"]["original"]
+    assert m["files"] == {"ok": 16, "skipped": 0, "error": 0}
+    assert m["file"]["n_real"] == 8 and m["unit"]["n_fake"] == 8 and 0 <= m["file"]["auc"] <= 1
+    assert set(m["by_source"]) == {"tinted", "warm"}
+    assert {Path(p).name for p in m["plots"]} == {f"{k}_tiny_test_original.png" for k in ("roc", "det", "hist")}
+    assert json.loads((tmp_path / "ev" / "metrics_tiny_test.json").read_text())["weights"] == tiny.weights_id
+    assert "tiny_test" in format_report(rep)
+
+
+def test_finetune_learns_and_registers(tiny: TinyDetector, labelled: tuple[Path, Path]) -> None:
+    real, fake = labelled
+    before = evaluate(tiny, collect(real=[real], fake=[fake]), variants=("original",))["variants"]["original"]
+    seen: list[str] = []
+    path = finetune("tiny_test", [real], [fake], tag="campaign", epochs=20, lr=0.1, batch_size=4, patience=5,
+                    progress=lambda stage, i, n, info: seen.append(stage))  # fmt: skip
+    assert path.parent == user_weights_dir() and {"prepare", "train", "epoch"} <= set(seen)
+    lw = load_weights("tiny_test.campaign")
+    assert lw.card["parent"] == tiny.weights_id and lw.card["calibration"]["fpr"] == 0.01
+    tuned = forensics.create_detector("tiny_test", "campaign")
+    after = evaluate(tuned, collect(real=[real], fake=[fake]), variants=("original",))["variants"]["original"]
+    assert after["file"]["auc"] >= max(before["file"]["auc"], 0.9)
+
+
+def test_finetune_clear_errors(tiny: TinyDetector, labelled: tuple[Path, Path], tmp_path: Path) -> None:
+    real, _ = labelled
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ForensicsError, match="both real and fake"):
+        finetune("tiny_test", [real], [empty])
+    one = tmp_path / "one"
+    one.mkdir()
+    write_image(one / "x.jpg")
+    with pytest.raises(ForensicsError, match="at least 2 fake"):
+        finetune("tiny_test", [real], [one])
+    assert main(["finetune", "tiny_test", "--real", str(empty), "--fake", str(empty)]) == 2
+
+
+def test_cli_evaluate(
+    tiny: TinyDetector, labelled: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real, fake = labelled
+    args = ["evaluate", "tiny_test", "--real", str(real), "--fake", str(fake), "--variants", "original"]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 0
+    assert "AUC" in capsys.readouterr().out
+
+
+def test_video_files_group_units(tiny: TinyDetector, tmp_path: Path) -> None:
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    real.mkdir(), fake.mkdir()
+    for i in range(2):
+        write_video(real / f"r{i}.mp4", seconds=1.0, audio=None)
+        frames = [np.full((240, 320, 3), 40 + 60 * i, np.uint8) + np.uint8(j) for j in range(25)]
+        write_video(fake / f"f{i}.mp4", frames, audio=None)
+    rows = evaluate(tiny, collect(real=[real], fake=[fake]), variants=("original",))["variants"]["original"]
+    assert rows["file"]["n_real"] == 2 and rows["unit"]["n_real"] == 4  # 2 frames per 1 s video at 2 fps
