@@ -214,6 +214,13 @@ class Detector(ABC):
         """Detector-specific facts for the result (offsets, attribution...). Default: none."""
         return {}
 
+    def explain(self, media: Any, segment: Any) -> np.ndarray | None:
+        """A heatmap (H x W floats in [0, 1]) over the frame region of ``segment``'s box, or ``None``.
+
+        Detectors that can localise evidence override this; reports overlay it on thumbnails.
+        """
+        return None
+
     def params(self) -> dict[str, Any]:
         """The parameters recorded with every result."""
         return {"aggregation": self.aggregation_name, "batch_size": self.batch_size, "device": self.device}
