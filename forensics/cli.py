@@ -37,7 +37,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     from forensics.errors import ForensicsError
     from forensics.report import export
-    from forensics.scan import build_detectors, scan
+    from forensics.scan import Isolation, build_detectors, default_workers, scan
 
     con = _console()
     try:
@@ -63,11 +63,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
             elif ev.kind in ("file", "resumed"):
                 bar.update(task, completed=ev.done, description=f"{ev.path.name[:40]}")
 
-        for rep in scan(args.paths, detectors=dets, output=out, resume=not args.no_resume, progress=progress):
+        iso = None
+        if args.workers != 0 and args.engine == "local":
+            iso = Isolation(workers=args.workers or default_workers(), timeout_s=args.timeout, memory_mb=args.memory_mb)
+        for rep in scan(args.paths, detectors=dets, output=out, resume=not args.no_resume, progress=progress,
+                        isolation=iso, engine=args.engine, address=args.address):  # fmt: skip
             reports.append(rep)
     for target in filter(None, [args.csv, args.parquet]):
         export(out, target)
         con.print(f"wrote {target}")
+    if args.html:
+        from forensics.report.html import write_html
+
+        con.print(f"wrote {write_html(out, Path(args.html))}")
     _summary(out, con)
     from forensics.report import read_records
 
@@ -112,6 +120,14 @@ def _summary(results: Path, con: Any, top: int = 10) -> None:
         for _, r in sus.iterrows():
             m.add_row(f"{r.verdict_score:.3f}", str(r.verdict), str(r.verdict_detector), str(r.path))
         con.print(m)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from forensics.report.html import write_html
+
+    path = write_html(Path(args.results), Path(args.output), thumbnails=args.thumbnails, media_root=args.media_root)
+    _console().print(f"wrote {path}")
+    return 0
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -184,7 +200,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out.unlink()
     ns = argparse.Namespace(
         paths=[str(folder)], output=str(out), detectors=args.detectors, weights=None, device=args.device,
-        no_resume=True, csv=None, parquet=None, quiet=False, html=None,
+        no_resume=True, csv=None, parquet=None, quiet=False, html=None, workers=0, timeout=900.0,
+        memory_mb=6144, engine="local", address=None,
     )  # fmt: skip
     code = cmd_scan(ns)
     _console().print(f"results: {out}")
@@ -272,7 +289,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", help="also export a table as CSV")
     s.add_argument("--parquet", help="also export a table as Parquet")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--html", help="also write a self-contained HTML report")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: one per core, RAM permitting); 0 = in this process, no isolation",
+    )
+    s.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per file (default 900)")
+    s.add_argument("--memory-mb", type=int, default=6144, help="memory cap per worker in MB (default 6144)")
+    s.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes or a Ray cluster")
+    s.add_argument("--address", help="Ray cluster address HOST:PORT (default: start a local Ray)")
     s.set_defaults(func=cmd_scan)
+
+    r = sub.add_parser("report", help="write a self-contained HTML report of a results JSONL")
+    r.add_argument("results", help="results JSONL written by `forensics scan`")
+    r.add_argument("-o", "--output", default="report.html", help="HTML file (default: report.html)")
+    r.add_argument("--thumbnails", type=int, default=12, help="most suspicious frames to show (default 12)")
+    r.add_argument("--media-root", type=Path, help="where the media are now, if moved or recorded relative")
+    r.set_defaults(func=cmd_report)
 
     a = sub.add_parser("analyze", help="score one file and print its report as JSON")
     a.add_argument("path")

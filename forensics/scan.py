@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +155,25 @@ def signature(dets: list[Detector]) -> str:
     return ";".join(sorted(f"{d.weights_id}:{sorted(d.params().items())}" for d in dets))
 
 
+@dataclass(frozen=True)
+class Isolation:
+    """Limits for worker processes: per-file wall time and resident memory."""
+
+    workers: int = 1
+    timeout_s: float = 900.0
+    memory_mb: int = 6144
+
+
+def default_workers() -> int:
+    """One worker per core, at most one per 3 GB of RAM."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    except (ValueError, OSError):
+        ram_gb = 8.0
+    return max(1, min(cores, int(ram_gb // 3)))
+
+
 def scan(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
@@ -162,12 +183,18 @@ def scan(
     resume: bool = True,
     device: str = "cpu",
     limits: Limits = DEFAULT_LIMITS,
+    isolation: Isolation | None = None,
+    engine: str = "local",
+    address: str | None = None,
     progress: Callable[[ScanEvent], None] | None = None,
 ) -> Iterator[MediaReport]:
     """Yield a report per file found under ``paths``; append each to ``output`` (JSONL) as it finishes.
 
     With ``resume``, files whose sha256 was already scanned with the same detectors and weights
     are not scored again; a copy of an already-scanned file at a new path gets its own record.
+    ``isolation`` runs every file in a worker process with a time limit and a memory cap, so a
+    decoder crash, hang or memory blow-up becomes that file's ``error`` record (default: in
+    process). ``engine="ray"`` distributes files over a Ray cluster (``address``; local if None).
     """
     dets = detectors if _all_instances(detectors) else build_detectors(detectors, weights=weights, device=device)
     sig = signature(dets)  # type: ignore[arg-type]
@@ -186,24 +213,170 @@ def scan(
                         by_sha.setdefault(rec["sha256"], rec)
     emit = progress or (lambda e: None)
     emit(ScanEvent("start", 0, len(files)))
-    for i, f in enumerate(files, 1):
+    todo: list[tuple[Path, str | None]] = []
+    count = 0
+
+    def finish(f: Path, rec: dict[str, Any]) -> MediaReport:
+        nonlocal count
+        count += 1
+        if out is not None:
+            append_record(out, rec | {"signature": sig})
+        report = MediaReport.from_dict(rec)
+        emit(ScanEvent("file", count, len(files), f, report))
+        return report
+
+    for f in files:
         if str(f) in done_paths:
-            emit(ScanEvent("resumed", i, len(files), f))
+            count += 1
+            emit(ScanEvent("resumed", count, len(files), f))
             continue
-        t0 = time.perf_counter()
         sha = None
         with contextlib.suppress(OSError):
             sha = file_sha256(f)
         if sha is not None and sha in by_sha:
-            rec = dict(by_sha[sha], path=str(f), duplicate_of=by_sha[sha]["path"])
-            report = MediaReport.from_dict(rec)
-        else:
-            report = _analyze(f, dets, limits, sha)  # type: ignore[arg-type]
-            rec = report.to_dict() | {"signature": sig, "elapsed_s": round(time.perf_counter() - t0, 3)}
-            if sha and report.status == "ok":
-                by_sha.setdefault(sha, rec)
-        if out is not None:
-            append_record(out, rec | {"signature": sig})
-        emit(ScanEvent("file", i, len(files), f, report))
-        yield report
+            yield finish(f, dict(by_sha[sha], path=str(f), duplicate_of=by_sha[sha]["path"]))
+            continue
+        todo.append((f, sha))
+    if engine == "ray":
+        from forensics.engines.ray_engine import run_ray
+
+        results = run_ray(todo, dets, limits, address=address, isolation=isolation)  # type: ignore[arg-type]
+    elif engine != "local":
+        raise ForensicsError(f"unknown engine {engine!r}: use local or ray")
+    elif isolation is None:
+        results = ((f, _timed(f, dets, limits, sha)) for f, sha in todo)  # type: ignore[arg-type]
+    else:
+        results = _run_workers(todo, dets, limits, isolation)  # type: ignore[arg-type]
+    for f, rec in results:
+        yield finish(f, rec)
     emit(ScanEvent("done", len(files), len(files)))
+
+
+def _timed(f: Path, dets: list[Detector], limits: Limits, sha: str | None) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    rec = _analyze(f, dets, limits, sha).to_dict()
+    return rec | {"elapsed_s": round(time.perf_counter() - t0, 3)}
+
+
+# -- isolated workers ------------------------------------------------------------------------
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _worker_main(conn: Any, dets: list[Detector], limits: Limits, memory_mb: int) -> None:
+    """Worker loop: receive ``(path, sha)``, send back the record. Detectors are inherited (fork)."""
+    import faulthandler
+
+    faulthandler.disable()  # a crash is reported by the parent as that file's error, not as a dump
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        data_now = 0
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmData:"):
+                    data_now = int(line.split()[1]) * 1024
+        cap = data_now + memory_mb * 1024**2
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    with contextlib.suppress(ImportError):
+        import torch
+
+        torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        path, sha = task
+        try:
+            rec = _timed(Path(path), dets, limits, sha)
+        except MemoryError:
+            rec = _file_error(Path(path), sha, f"out of memory (over the {memory_mb} MB cap)", dets, {}).to_dict()
+        conn.send(rec)
+
+
+class _Worker:
+    def __init__(self, ctx: Any, dets: list[Detector], limits: Limits, iso: Isolation) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, dets, limits, iso.memory_mb), daemon=True)
+        self.proc.start()
+        child.close()
+        self.task: tuple[Path, str | None] | None = None
+        self.started = 0.0
+
+    def assign(self, task: tuple[Path, str | None]) -> None:
+        self.task = task
+        self.started = time.monotonic()
+        self.conn.send((str(task[0]), task[1]))
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+def _run_workers(
+    todo: list[tuple[Path, str | None]], dets: list[Detector], limits: Limits, iso: Isolation
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Score files in ``iso.workers`` forked processes; a crash, hang or memory blow-up costs one file."""
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    ctx = mp.get_context("fork")
+    for d in dets:
+        d.load()  # load once in the parent; workers inherit the weights copy-on-write
+    queue = deque(todo)
+    pool = [_Worker(ctx, dets, limits, iso) for _ in range(min(iso.workers, max(1, len(todo))))]
+    try:
+        while queue or any(w.task for w in pool):
+            for w in pool:
+                if w.task is None and queue:
+                    w.assign(queue.popleft())
+            busy = [w for w in pool if w.task is not None]
+            ready = wait([w.conn for w in busy], timeout=0.25)
+            for i, w in enumerate(pool):
+                if w.task is None:
+                    continue
+                f, sha = w.task
+                reason = None
+                if w.conn in ready:
+                    try:
+                        rec = w.conn.recv()
+                        w.task = None
+                        yield f, rec
+                        continue
+                    except (EOFError, OSError):
+                        pass
+                if not w.proc.is_alive() or (w.conn in ready):
+                    w.proc.join(1)
+                    code = w.proc.exitcode
+                    sig_name = signal.Signals(-code).name if code is not None and code < 0 else None
+                    reason = f"worker crashed ({sig_name or f'exit code {code}'}) while decoding or scoring this file"
+                elif time.monotonic() - w.started > iso.timeout_s:
+                    reason = f"timed out after {iso.timeout_s:g} s"
+                elif _rss_mb(w.proc.pid) > iso.memory_mb:
+                    reason = f"out of memory (over the {iso.memory_mb} MB cap)"
+                if reason is not None:
+                    w.kill()
+                    yield f, _file_error(f, sha, reason, dets, {}).to_dict()
+                    pool[i] = _Worker(ctx, dets, limits, iso)
+    finally:
+        for w in pool:
+            with contextlib.suppress(OSError, ValueError, BrokenPipeError):
+                w.conn.send(None)
+            w.proc.join(2)
+            if w.proc.is_alive():
+                w.kill()
