@@ -238,9 +238,7 @@ def scan(
             continue
         todo.append((f, sha))
     if engine == "ray":
-        from forensics.engines.ray_engine import run_ray
-
-        results = run_ray(todo, dets, limits, address=address, isolation=isolation)  # type: ignore[arg-type]
+        results = _run_ray(todo, dets, limits, address, isolation or Isolation(workers=default_workers()))  # type: ignore[arg-type]
     elif engine != "local":
         raise ForensicsError(f"unknown engine {engine!r}: use local or ray")
     elif isolation is None:
@@ -380,3 +378,101 @@ def _run_workers(
             w.proc.join(2)
             if w.proc.is_alive():
                 w.kill()
+
+
+# -- Ray engine ------------------------------------------------------------------------------
+
+
+def _ray_worker_class() -> Any:
+    import ray
+
+    @ray.remote(num_cpus=1)
+    class ScanWorker:
+        """Holds loaded detectors on a Ray node and scores files by path (shared storage)."""
+
+        def __init__(self, dets: list[Detector], limits: Limits) -> None:
+            with contextlib.suppress(ImportError):
+                import torch
+
+                torch.set_num_threads(1)
+            self.dets = dets
+            self.limits = limits
+            for d in self.dets:
+                d.load()
+
+        def score(self, path: str, sha: str | None) -> dict[str, Any]:
+            return _timed(Path(path), self.dets, self.limits, sha)
+
+    return ScanWorker
+
+
+def _run_ray(
+    todo: list[tuple[Path, str | None]], dets: list[Detector], limits: Limits, address: str | None, iso: Isolation
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Distribute files over Ray actors; results stream back in completion order.
+
+    Paths must be readable at the same location on every node (shared storage). A file whose
+    actor dies or exceeds ``iso.timeout_s`` becomes an ``error`` record and the actor is replaced.
+    """
+    import sys
+
+    try:
+        import ray
+    except ImportError as exc:
+        raise ForensicsError("the ray engine needs Ray: pip install 'forensics[ray]'") from exc
+    if not todo:
+        return
+    started_here = not ray.is_initialized()
+    if started_here:
+        env = None
+        if address is None:  # a local cluster sees this process's modules and weights cache
+            env_vars = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            if "FORENSICS_HOME" in os.environ:
+                env_vars["FORENSICS_HOME"] = os.environ["FORENSICS_HOME"]
+            env = {"env_vars": env_vars}
+        ray.init(
+            address=address, num_cpus=iso.workers if address is None else None, include_dashboard=False,
+            log_to_driver=False, runtime_env=env, configure_logging=False,
+        )  # fmt: skip
+    worker_cls = _ray_worker_class()
+    n = min(iso.workers, len(todo))
+    if address is not None:
+        n = max(1, min(len(todo), int(ray.cluster_resources().get("CPU", n))))
+    actors = [worker_cls.remote(dets, limits) for _ in range(n)]
+    queue = deque(todo)
+    running: dict[Any, tuple[int, Path, str | None, float]] = {}
+
+    def submit(i: int) -> None:
+        f, sha = queue.popleft()
+        running[actors[i].score.remote(str(f), sha)] = (i, f, sha, time.monotonic())
+
+    try:
+        for i in range(n):
+            if queue:
+                submit(i)
+        while running:
+            done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            for ref in done:
+                i, f, sha, _t = running.pop(ref)
+                try:
+                    yield f, ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    yield f, _file_error(f, sha, f"worker failed: {type(exc).__name__}", dets, {}).to_dict()
+                    actors[i] = worker_cls.remote(dets, limits)
+                if queue:
+                    submit(i)
+            now = time.monotonic()
+            for ref, (i, f, sha, t) in list(running.items()):
+                if now - t > iso.timeout_s:
+                    running.pop(ref)
+                    ray.kill(actors[i])
+                    yield f, _file_error(f, sha, f"timed out after {iso.timeout_s:g} s", dets, {}).to_dict()
+                    actors[i] = worker_cls.remote(dets, limits)
+                    if queue:
+                        submit(i)
+    finally:
+        for a in actors:
+            with contextlib.suppress(Exception):
+                ray.kill(a)
+        if started_here:
+            ray.shutdown()

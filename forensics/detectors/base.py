@@ -149,6 +149,12 @@ class Detector(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(weights={self.weights!r}, device={self.device!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle parameters only: the receiving process loads and verifies the weights itself."""
+        state = dict(self.__dict__)
+        state["_loaded"] = state["_model"] = None
+        return state
+
     # -- weights ---------------------------------------------------------------------
     @property
     def loaded_weights(self) -> Any:
