@@ -169,6 +169,10 @@ def test_cli_report(scanned: tuple[Path, list[Path]], tmp_path: Path) -> None:
     out = tmp_path / "cli.html"
     assert main(["report", str(results), "-o", str(out), "--thumbnails", "0"]) == 0
     assert len(_parse(out.read_text("utf-8")).rows) == len(files)
+    # `scan --html` writes the report of the scan it just made (exit code 4: the broken file).
+    args = ["scan", str(files[0].parent), "-o", str(tmp_path / "r.jsonl"), "--detectors", "tiny_test", "-q"]
+    assert main([*args, "--workers", "0", "--html", str(tmp_path / "scan.html")]) == 4
+    assert len(_parse((tmp_path / "scan.html").read_text("utf-8")).rows) == len(files)
 
 
 def _chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -306,7 +306,7 @@ def _detail(i: int, rec: dict[str, Any], colours: dict[str, str], root: str) -> 
         "verdict": f"{label} {_num(verdict.get('score'))} {verdict.get('detector') or ''} {_span(verdict.get('span'))}",
         "why": verdict.get("reason"),
         "file status": rec.get("status") or "ok",
-        "file error": rec.get("reason"),
+        "file error": rec.get("reason") if rec.get("reason") != verdict.get("reason") else None,
         "kind": " / ".join(str(info[k]) for k in ("kind", "format", "video_codec", "audio_codec") if info.get(k)),
         "duration": f"{_num(info.get('duration'), 2)} s" if info.get("duration") else None,
         "size": f"{info.get('width')} × {info.get('height')}" if info.get("width") else None,
