@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -139,7 +140,8 @@ def test_thumbnails_boxes_heatmaps_and_timelines(scanned: tuple[Path, list[Path]
     assert page.count('class="timeline"') == n_scored
     # The 2 s video at 2 frames/s: its timeline spans to 2 s with one mark per unit.
     talk = page.split('<h3 class="file">talk.mp4</h3>')[1].split("</section>")[0]
-    assert talk.count("<circle") == 4 and ">2</text>" in talk and "tiny_test.v1@" in talk
+    bars = re.search(r'<path class="series" d="([^"]+)"', talk)
+    assert bars and bars.group(1).count("M") == 4 and ">2</text>" in talk and "tiny_test.v1@" in talk
     # A failing explanation, or media that is gone, costs the overlay or the thumbnail, never the report.
     register("tiny_test", BrokenExplainer)
     try:
@@ -160,6 +162,13 @@ def test_rescan_keeps_one_row_per_file_and_empty_results(scanned: tuple[Path, li
     twice = tmp_path / "twice.jsonl"
     twice.write_text(results.read_text(encoding="utf-8") * 2, encoding="utf-8")
     assert len(_parse(write_html(twice, tmp_path / "t.html", thumbnails=0).read_text("utf-8")).rows) == len(files)
+    # A malformed record (a segment without a score, a path that is not a string) is counted, not fatal.
+    bad = tmp_path / "bad.jsonl"
+    rec = json.loads(results.read_text(encoding="utf-8").splitlines()[0])
+    rec["results"][0]["segments"] = [{"start": 0.0}]
+    bad.write_text(results.read_text(encoding="utf-8") + json.dumps(rec) + '\n{"path": 3, "verdict": {}}\n', "utf-8")
+    page = write_html(bad, tmp_path / "bad.html", thumbnails=0).read_text("utf-8")
+    assert "2 malformed record(s) left out" in page and len(_parse(page).rows) == len(files)
     empty = write_html(tmp_path / "missing.jsonl", tmp_path / "e.html").read_text("utf-8")
     assert "0 files" in empty and not _parse(empty).rows
 

@@ -81,6 +81,10 @@ JS = """
   }
   var heads = Array.prototype.slice.call(table.tHead.rows[0].cells);
   heads.forEach(function (th, col) {
+    th.tabIndex = 0;
+    th.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); th.click(); }
+    });
     th.addEventListener("click", function () {
       var desc = th.getAttribute("aria-sort") === "ascending";
       var numeric = th.getAttribute("data-type") === "num";
@@ -122,7 +126,11 @@ def write_html(results_jsonl: Path, out_html: Path, *, thumbnails: int = 12, med
     for the media when the recorded paths are relative or have moved.
     """
     latest: dict[str, dict[str, Any]] = {}
+    malformed = 0
     for rec in read_records(Path(results_jsonl)):
+        if not _well_formed(rec):
+            malformed += 1
+            continue
         latest.pop(rec["path"], None)  # a rescan replaces the earlier record, in its new position
         latest[rec["path"]] = rec
     records = list(latest.values())
@@ -139,7 +147,7 @@ def write_html(results_jsonl: Path, out_html: Path, *, thumbnails: int = 12, med
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>forensics report</title>",
         f"<style>{CSS}</style></head><body>",
-        _header(records, Path(results_jsonl), root),
+        _header(records, Path(results_jsonl), root, malformed),
         _controls(detectors),
         _table(records, detectors, root),
         gallery,
@@ -197,7 +205,18 @@ def _results(rec: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # -- page parts ---------------------------------------------------------------------------
 
 
-def _header(records: list[dict[str, Any]], source: Path, root: str) -> str:
+def _well_formed(rec: dict[str, Any]) -> bool:
+    """Whether a record parses as a :class:`MediaReport` (so every field the page reads has its type)."""
+    from forensics.results import MediaReport
+
+    try:
+        MediaReport.from_dict(rec)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+    return isinstance(rec["path"], str) and isinstance(rec.get("info") or {}, dict)
+
+
+def _header(records: list[dict[str, Any]], source: Path, root: str, malformed: int) -> str:
     verdicts: dict[str, int] = {}
     for rec in records:
         v = (rec.get("verdict") or {}).get("label") or "unknown"
@@ -209,7 +228,9 @@ def _header(records: list[dict[str, Any]], source: Path, root: str) -> str:
         "<h1>forensics report</h1>",
         f"<p>{len(records)} files from <code>{_e(source)}</code>"
         + (f" under <code>{_e(root)}</code>" if root else "")
-        + f". Verdicts: {counts or 'none'}.</p>",
+        + f". Verdicts: {counts or 'none'}."
+        + (f' <span class="error">{malformed} malformed record(s) left out.</span>' if malformed else "")
+        + "</p>",
         f'<p class="muted">Generated {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}; forensics'
         f" {_e(', '.join(versions) or '?')}; verdict rule: {_e(rule or '?')}. Scores are calibrated"
         " P(fake); each detector's threshold is data in its weights.</p>",
@@ -432,12 +453,12 @@ def _timeline(rec: dict[str, Any], colours: dict[str, str]) -> str:
             svg.append(
                 f'<line x1="{left}" x2="{left + pw}" y1="{t:.1f}" y2="{t:.1f}" stroke="{c}" stroke-dasharray="5,4"/>'
             )
-        for x0, x1, s in series[d]:
-            x0p, x1p, yp = sx(x0), max(sx(x1), sx(x0) + 1.5), sy(s)
-            svg.append(
-                f'<line x1="{x0p:.1f}" x2="{x1p:.1f}" y1="{yp:.1f}" y2="{yp:.1f}" stroke="{c}" stroke-width="2"/>'
-            )
-            svg.append(f'<circle cx="{(x0p + x1p) / 2:.1f}" cy="{yp:.1f}" r="2" fill="{c}"/>')
+        # One horizontal bar per unit (its span at its score); round caps keep instants visible as dots.
+        bars = "".join(f"M{sx(x0):.1f} {sy(s):.1f}H{sx(x1):.1f}" for x0, x1, s in series[d])
+        svg.append(
+            f'<path class="series" d="{bars}" stroke="{c}" stroke-width="3" stroke-linecap="round" fill="none">'
+            f"<title>{_e(d)}</title></path>"
+        )
         legend.append(
             f'<span><span style="color:{c}">■</span> {_e(d)} (threshold {_num(r.get("threshold"))},'
             f" <code>{_e(r.get('weights') or '')}</code>)</span>"
