@@ -120,6 +120,8 @@ def _analyze(path: Path, dets: list[Detector], limits: Limits, sha: str | None =
         return _file_error(path, sha, f"{type(exc).__name__}: {exc}", dets, {})
     except OSError as exc:
         return _file_error(path, sha, f"cannot read file: {exc.strerror or exc}", dets, {})
+    except Exception as exc:  # a decoder library bug must not end the scan
+        return _file_error(path, sha, f"cannot open media ({type(exc).__name__}: {exc})", dets, {})
     results = [d.detect(media) for d in dets]
     media.clear()
     return MediaReport(str(path), sha, media.info.to_dict(), results, decide(results), library_version())
@@ -302,6 +304,8 @@ def _worker_main(conn: Any, dets: list[Detector], limits: Limits, memory_mb: int
             rec = _timed(Path(path), dets, limits, sha)
         except MemoryError:
             rec = _file_error(Path(path), sha, f"out of memory (over the {memory_mb} MB cap)", dets, {}).to_dict()
+        except Exception as exc:  # report it as this file's error, keep the worker
+            rec = _file_error(Path(path), sha, f"{type(exc).__name__}: {exc}", dets, {}).to_dict()
         conn.send(rec)
 
 

@@ -112,3 +112,62 @@ def write_image(path: Path, img: np.ndarray | None = None, *, quality: int = 92)
 
     Image.fromarray(img if img is not None else face_photo()).save(path, quality=quality)
     return path
+
+
+VIDEO_FORMATS = {  # name: (suffix, container, video codec, audio codec)
+    "h264_aac.mp4": ("mp4", "libx264", "aac"),
+    "hevc_aac.mov": ("mov", "libx265", "aac"),
+    "vp9_opus.mkv": ("matroska", "libvpx-vp9", "libopus"),
+    "vp8_opus.webm": ("webm", "libvpx", "libopus"),
+    "mpeg4_mp3.avi": ("avi", "mpeg4", "libmp3lame"),
+    "av1.mp4": ("mp4", "libsvtav1", None),
+}
+AUDIO_FORMATS = {  # name: (container, codec)
+    "pcm.wav": ("wav", "pcm_s16le"),
+    "lossless.flac": ("flac", "flac"),
+    "lame.mp3": ("mp3", "libmp3lame"),
+    "aac.m4a": ("ipod", "aac"),
+    "opus.ogg": ("ogg", "libopus"),
+}
+
+
+def encode(path: Path, container: str, vcodec: str | None, acodec: str | None, *, seconds: float = 1.0) -> Path:
+    """Encode ``seconds`` of the panning astronaut (and/or speech-like audio) with the given codecs."""
+    import cv2
+
+    src = face_photo()
+    fps, sr = 25, 48000
+    n = int(seconds * fps)
+    with av.open(str(path), "w", format=container) as out:
+        vs = None
+        if vcodec:
+            vs = out.add_stream(vcodec, rate=fps)
+            vs.width, vs.height, vs.pix_fmt = 256, 192, "yuv420p"
+        as_ = None
+        if acodec:
+            as_ = out.add_stream(acodec, rate=sr)
+            as_.layout = "mono"
+        if vs is not None:
+            for i in range(n):
+                img = cv2.resize(src[40 + i : 440 + i, 56:456], (256, 192))
+                for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                    out.mux(pkt)
+            for pkt in vs.encode():
+                out.mux(pkt)
+        if as_ is not None:
+            wav = speechlike(seconds, sr)
+            fmt = as_.codec_context.codec.audio_formats[0].name
+            step = as_.codec_context.frame_size or 1024
+            for i in range(0, len(wav), step):
+                chunk = wav[i : i + step]
+                if fmt.startswith("s16"):
+                    arr = (chunk * 32767).astype(np.int16).reshape(1, -1)
+                    fr = av.AudioFrame.from_ndarray(arr, format=fmt, layout="mono")
+                else:
+                    fr = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="fltp", layout="mono")
+                fr.sample_rate, fr.pts, fr.time_base = sr, i, Fraction(1, sr)
+                for pkt in as_.encode(fr):
+                    out.mux(pkt)
+            for pkt in as_.encode():
+                out.mux(pkt)
+    return path

@@ -190,7 +190,7 @@ class Media:
         k = 0
         got = 0
         try:
-            with av.open(str(self.path)) as container:
+            with av.open(str(self.path), metadata_errors="replace") as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 t0 = _stream_start(stream)
@@ -233,7 +233,7 @@ class Media:
         total = 0
         first_t: float | None = None
         try:
-            with av.open(str(self.path)) as container:
+            with av.open(str(self.path), metadata_errors="replace") as container:
                 astream = container.streams.audio[0]
                 video_t0 = _stream_start(container.streams.video[0]) if container.streams.video else None
                 resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
@@ -363,8 +363,8 @@ def _probe_av(p: Path, fmt: str, size: int, limits: Limits) -> MediaInfo:
     import av
 
     try:
-        container = av.open(str(p))
-    except av.FFmpegError as exc:
+        container = av.open(str(p), metadata_errors="replace")
+    except (av.FFmpegError, ValueError, OverflowError) as exc:
         raise CorruptMediaError(f"cannot open {fmt} container: {exc}") from exc
     with container:
         v = container.streams.video[0] if container.streams.video else None
