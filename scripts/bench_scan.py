@@ -1,0 +1,110 @@
+"""Scan throughput and memory: media seconds per wall-clock second, the decode floor, workers, peak RSS.
+
+    python scripts/bench_scan.py [--data ../shared/data] [--videos 8] [--hour]
+
+On a fixed set of talking-head videos (the shared real videos with audio, else generated ones)
+it prints, with all default detectors: media seconds scanned per wall second with 1 and 2
+worker processes (speed-up), the same files' plain PyAV decode floor (every video and audio
+frame decoded, nothing else), and — with ``--hour`` — the peak RSS of scanning a generated
+one-hour 720p video in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+import forensics
+from forensics.media import open_media
+from forensics.scan import Isolation
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def decode_floor(paths: list[Path]) -> float:
+    t = time.perf_counter()
+    for p in paths:
+        with av.open(str(p)) as c:
+            streams = list(c.streams.video[:1]) + list(c.streams.audio[:1])
+            for s in streams:
+                s.thread_type = "AUTO"
+            for _ in c.decode(*streams):
+                pass
+    return time.perf_counter() - t
+
+
+def pick_videos(data: Path, k: int) -> list[Path]:
+    vids = []
+    if (data / "real_video").is_dir():
+        for p in sorted((data / "real_video").iterdir()):
+            info = open_media(p).info
+            if info.has_audio and (info.duration or 0) >= 3:
+                vids.append(p)
+    if vids:
+        return vids[:: max(1, len(vids) // k)][:k]
+    sys.path.insert(0, str(ROOT / "tests"))
+    from media_factory import write_video
+
+    tmp = Path(tempfile.mkdtemp())
+    return [write_video(tmp / f"v{i}.mp4", seconds=6, size=(1280, 720), audio="speech") for i in range(3)]
+
+
+def scan_rate(paths: list[Path], workers: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "in"
+        folder.mkdir()
+        for p in paths:
+            (folder / p.name).symlink_to(p)
+        t = time.perf_counter()
+        reps = list(forensics.scan(folder, output=Path(tmp) / "r.jsonl", isolation=Isolation(workers=workers)))
+        wall = time.perf_counter() - t
+    media_s = sum(r.info.get("duration") or 0.0 for r in reps)
+    return media_s, wall
+
+
+def hour_rss() -> float:
+    sys.path.insert(0, str(ROOT / "tests"))
+    import numpy as np
+    from media_factory import write_video
+
+    tmp = Path(tempfile.mkdtemp())
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    path = write_video(tmp / "hour.mp4", [frame] * (3600 * 2), fps=2, audio="silence", sr=16000)
+    code = f"import forensics; r = forensics.analyze({str(path)!r}); print([x.status for x in r.results])"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--videos", type=int, default=8)
+    ap.add_argument("--hour", action="store_true", help="also measure peak RSS on a one-hour 720p video")
+    args = ap.parse_args()
+    vids = pick_videos(args.data, args.videos)
+    from forensics.scan import build_detectors
+
+    dets = [d.spec.name for d in build_detectors()]
+    floor = decode_floor(vids)
+    total = sum(open_media(v).info.duration or 0 for v in vids)
+    print(f"{len(vids)} videos, {total:.1f} s of media; detectors: {', '.join(dets)}")
+    print(f"decode floor (plain PyAV, all video+audio frames): {floor:.2f} s = {total / floor:.1f}x realtime")
+    rates = {}
+    for w in (1, 2):
+        media_s, wall = scan_rate(vids, w)
+        rates[w] = media_s / wall
+        print(f"scan, {w} worker(s): {wall:.1f} s wall, {rates[w]:.2f}x realtime, {wall / floor:.1f}x the decode floor")
+    print(f"speed-up 1 -> 2 workers: {rates[2] / rates[1]:.2f}x")
+    if args.hour:
+        print(f"one-hour 720p video: peak RSS {hour_rss():.0f} MB (goal <= 2048 MB)")
+
+
+if __name__ == "__main__":
+    main()
