@@ -454,7 +454,7 @@ def _timeline(rec: dict[str, Any], colours: dict[str, str]) -> str:
                 f'<line x1="{left}" x2="{left + pw}" y1="{t:.1f}" y2="{t:.1f}" stroke="{c}" stroke-dasharray="5,4"/>'
             )
         # One horizontal bar per unit (its span at its score); round caps keep instants visible as dots.
-        bars = "".join(f"M{sx(x0):.1f} {sy(s):.1f}H{sx(x1):.1f}" for x0, x1, s in series[d])
+        bars = "".join(f"M{sx(x0):.0f} {sy(s):.0f}H{sx(x1):.0f}" for x0, x1, s in series[d])
         svg.append(
             f'<path class="series" d="{bars}" stroke="{c}" stroke-width="3" stroke-linecap="round" fill="none">'
             f"<title>{_e(d)}</title></path>"
