@@ -200,11 +200,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out.unlink()
     ns = argparse.Namespace(
         paths=[str(folder)], output=str(out), detectors=args.detectors, weights=None, device=args.device,
-        no_resume=True, csv=None, parquet=None, quiet=False, html=None, workers=0, timeout=900.0,
+        no_resume=True, csv=None, parquet=None, quiet=False, html=str(folder / "report.html"), workers=0, timeout=900.0,
         memory_mb=6144, engine="local", address=None,
     )  # fmt: skip
     code = cmd_scan(ns)
-    _console().print(f"results: {out}")
+    _console().print(f"results: {out}; report: {folder / 'report.html'}")
     return 0 if code in (0, EXIT_FLAGGED, EXIT_ERRORS, EXIT_FLAGGED | EXIT_ERRORS) else code
 
 
