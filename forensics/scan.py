@@ -261,15 +261,14 @@ def _timed(f: Path, dets: list[Detector], limits: Limits, sha: str | None) -> di
 # -- isolated workers ------------------------------------------------------------------------
 
 
-def _rss_mb(pid: int) -> float:
+def _private_mb(pid: int) -> float:
+    """Memory a forked worker owns (private pages), not the pages it still shares with the parent."""
     try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            kb = sum(int(line.split()[1]) for line in fh if line.startswith(("Private_Clean:", "Private_Dirty:")))
+        return kb / 1024
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _worker_main(conn: Any, dets: list[Detector], limits: Limits, memory_mb: int) -> None:
@@ -369,7 +368,7 @@ def _run_workers(
                     reason = f"worker crashed ({sig_name or f'exit code {code}'}) while decoding or scoring this file"
                 elif time.monotonic() - w.started > iso.timeout_s:
                     reason = f"timed out after {iso.timeout_s:g} s"
-                elif _rss_mb(w.proc.pid) > iso.memory_mb:
+                elif _private_mb(w.proc.pid) > iso.memory_mb:
                     reason = f"out of memory (over the {iso.memory_mb} MB cap)"
                 if reason is not None:
                     w.kill()
