@@ -1,14 +1,23 @@
 """Converters: published or foreign state dicts -> our tensor names plus architecture record.
 
 A converter takes a plain ``{name: tensor}`` dict and returns ``(tensors, architecture)``.
+Converters of foreign checkpoints (``cnndetection``, ``torchvision``, ``efficientnet_pytorch``,
+``sbi_efficientnet_b4``) check every key and shape against the network
+:func:`forensics.nn.zoo.build_network` builds from ``architecture``, and put the preprocessing
+the publisher used in ``architecture["preprocessing"]`` (merged over the detector's defaults).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import json
+import math
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from forensics.errors import WeightsError
+from forensics.nn import zoo
 
 Converter = Callable[[dict[str, Any], str], tuple[dict[str, Any], dict[str, Any]]]
 CONVERTERS: dict[str, Converter] = {}
@@ -65,6 +74,273 @@ def native(state: dict[str, Any], detector: str) -> tuple[dict[str, Any], dict[s
         if tuple(state[k].shape) != tuple(v.shape):
             raise WeightsError(f"{k}: shape {tuple(state[k].shape)} != expected {tuple(v.shape)}")
     return state, ref.card["architecture"]
+
+
+BN_BUFFER = "num_batches_tracked"
+
+
+def expected_shapes(architecture: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the state dict of a foreign network, built on the meta device (no memory, no init cost)."""
+    return dict(_shapes(str(architecture.get("name")), json.dumps(architecture.get("args", {}), sort_keys=True)))
+
+
+@functools.cache
+def _shapes(name: str, args: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    import torch
+
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchvision's notices about default init of some classifiers
+        net = zoo.build_network({"name": name, "args": json.loads(args)})
+    if net is None:
+        raise WeightsError(f"{name!r} is not a foreign architecture")
+    return tuple((k, tuple(v.shape)) for k, v in net.state_dict().items())
+
+
+def mismatches(state: dict[str, Any], expected: dict[str, tuple[int, ...]]) -> Iterator[str]:
+    """Human-readable differences between a state dict and the expected key -> shape layout."""
+    missing = sorted(k for k in set(expected) - set(state) if not k.endswith(BN_BUFFER))
+    unexpected = sorted(set(state) - set(expected))
+    if missing:
+        yield f"missing {len(missing)} keys ({', '.join(missing[:3])}...)"
+    if unexpected:
+        yield f"unexpected {len(unexpected)} keys ({', '.join(unexpected[:3])}...)"
+    for k in sorted(set(state) & set(expected)):
+        if tuple(state[k].shape) != expected[k]:
+            yield f"{k} has shape {list(state[k].shape)}, expected {list(expected[k])}"
+
+
+def checked(state: dict[str, Any], architecture: dict[str, Any], what: str) -> dict[str, Any]:
+    """``state`` as float tensors after checking every key and shape against ``architecture``.
+
+    BatchNorm ``num_batches_tracked`` counters absent from older checkpoints are filled with zero.
+    """
+    import torch
+
+    expected = expected_shapes(architecture)
+    problems = list(mismatches(state, expected))
+    if problems:
+        raise WeightsError(f"not a {what} checkpoint: " + "; ".join(problems[:4]))
+    out = {}
+    for k, shape in expected.items():
+        v = state.get(k)
+        if v is None:  # a num_batches_tracked counter
+            v = torch.zeros(shape, dtype=torch.long)
+        out[k] = v.float() if v.is_floating_point() else v
+    return out
+
+
+def head_outputs(state: dict[str, Any], key: str, what: str) -> int:
+    """Number of outputs of the classification head ``key`` (1 or 2, else WeightsError)."""
+    if key not in state:
+        raise WeightsError(f"not a {what} checkpoint: no head weight {key!r}")
+    n = int(state[key].shape[0])
+    if n not in (1, 2):
+        raise WeightsError(f"{what}: head {key} has {n} outputs; a detector needs 1 (fake logit) or 2 (real, fake)")
+    return n
+
+
+def detector_preprocessing(detector: str, **published: Any) -> dict[str, Any]:
+    """The detector's default preprocessing (from its shipped weights, when present) with the publisher's values.
+
+    ``input_size`` is also written under the key the detector uses for it (``size`` or ``crop``).
+    """
+    from forensics.detectors import get_detector_class
+    from forensics.weights import load_weights
+
+    try:
+        spec = get_detector_class(detector).spec
+        base = dict(load_weights(f"{detector}.{spec.default_weights}").card.get("preprocessing", {}))
+    except Exception:  # unknown detector or no shipped weights: the publisher's values alone
+        base = {}
+    out = dict(base, **published)
+    for key in ("size", "crop"):
+        if key in base and "input_size" in published:
+            out[key] = published["input_size"]
+    return out
+
+
+def arch(name: str, preprocessing: dict[str, Any], **args: Any) -> dict[str, Any]:
+    """An architecture record: what :func:`forensics.nn.zoo.build_network` reads, plus the publisher's preprocessing."""
+    return {"name": name, "args": args, "preprocessing": preprocessing}
+
+
+@converter("cnndetection")
+def cnndetection(state: dict[str, Any], detector: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """CNNDetection (Wang et al. 2020): torchvision ResNet-50 with a one-logit ``fc`` (sigmoid = P(fake))."""
+    n = head_outputs(state, "fc.weight", "CNNDetection ResNet-50")
+    if n != 1:
+        raise WeightsError("not a CNNDetection checkpoint: its fc has 1 output (use --converter torchvision for 2)")
+    pre = detector_preprocessing(
+        detector,
+        input_size=224,
+        mean=zoo.IMAGENET_MEAN,
+        std=zoo.IMAGENET_STD,
+        note="CNNDetection scores whole images (no resize) normalised with ImageNet mean/std; trained on 224 crops",
+    )
+    a = arch("torchvision.resnet50", pre, num_classes=1)
+    return checked(state, a, "CNNDetection ResNet-50"), a
+
+
+def _head_key(state: dict[str, Any]) -> str:
+    """The last 2-D weight: the classification head of a torchvision classifier."""
+    keys = [k for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
+    if not keys:
+        raise WeightsError("not a torchvision classifier checkpoint: no linear layer")
+    return keys[-1]
+
+
+def _top_level(keys: Any) -> frozenset[str]:
+    return frozenset(k.split(".", 1)[0] for k in keys)
+
+
+@functools.cache
+def _families() -> tuple[tuple[frozenset[str], tuple[str, ...]], ...]:
+    """(top-level modules, member names) of each torchvision classifier family (builder module).
+
+    One member per family is built to read its layout, so a search costs a few dozen meta builds.
+    """
+    import torchvision
+
+    families: dict[str, list[str]] = {}
+    for name in zoo.torchvision_classifiers():
+        families.setdefault(torchvision.models.get_model_builder(name).__module__, []).append(name)
+    out = []
+    for members in families.values():
+        try:
+            layout = _top_level(expected_shapes(arch(f"torchvision.{members[0]}", {}, num_classes=1)))
+        except Exception:  # regnets cannot be built on the meta device: not candidates
+            continue
+        out.append((layout, tuple(members)))
+    return tuple(out)
+
+
+def _candidates(top: frozenset[str]) -> Iterator[str]:
+    """torchvision classifiers whose family has the top-level modules ``top``."""
+    for layout, members in _families():
+        if layout == top:
+            yield from members
+
+
+@converter("torchvision")
+def torchvision_any(state: dict[str, Any], detector: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Any torchvision classifier with a 1- or 2-logit head; the architecture is inferred from keys and shapes.
+
+    A 2-logit head is read as (real, fake): ``fake_index`` 1, the ImageFolder order of ``0_real``/``1_fake``.
+    """
+    head = _head_key(state)
+    n = head_outputs(state, head, "torchvision classifier")
+    for name in _candidates(_top_level(state)):
+        a = arch(f"torchvision.{name}", {}, num_classes=n, **({"fake_index": 1} if n == 2 else {}))
+        if not any(mismatches(state, expected_shapes(a))):
+            a["preprocessing"] = detector_preprocessing(
+                detector, input_size=224, mean=zoo.IMAGENET_MEAN, std=zoo.IMAGENET_STD
+            )
+            return checked(state, a, name), a
+    raise WeightsError(
+        f"no torchvision classifier has this checkpoint's keys and shapes ({len(state)} tensors, head {head}"
+        f" {list(state[head].shape)})"
+    )
+
+
+@functools.cache
+def efficientnet_pytorch_key_map(variant: str, num_classes: int = 2) -> dict[str, str]:
+    """``efficientnet_pytorch`` state-dict key -> key of our torchvision-layout rebuild of ``variant``."""
+    import torch
+
+    with torch.device("meta"):
+        net = zoo.efficientnet_pytorch(variant, num_classes)
+    names: dict[str, str] = {}
+    bn = ("weight", "bias", "running_mean", "running_var", BN_BUFFER)
+
+    def conv_bn(conv: str, norm: str, tv: str) -> None:
+        names[f"{conv}.weight"] = f"{tv}.0.weight"
+        names.update({f"{norm}.{b}": f"{tv}.1.{b}" for b in bn})
+
+    feats = net.features
+    last = len(feats) - 1
+    conv_bn("_conv_stem", "_bn0", "features.0")
+    i = 0
+    for s in range(1, last):
+        for j, block in enumerate(feats[s]):
+            ep, tv = f"_blocks.{i}", f"features.{s}.{j}.block"
+            d = len(block.block) - 3  # 1 with an expansion conv, 0 without
+            if d:
+                conv_bn(f"{ep}._expand_conv", f"{ep}._bn0", f"{tv}.0")
+            conv_bn(f"{ep}._depthwise_conv", f"{ep}._bn1", f"{tv}.{d}")
+            for a, b in (("_se_reduce", "fc1"), ("_se_expand", "fc2")):
+                names.update({f"{ep}.{a}.{p}": f"{tv}.{d + 1}.{b}.{p}" for p in ("weight", "bias")})
+            conv_bn(f"{ep}._project_conv", f"{ep}._bn2", f"{tv}.{d + 2}")
+            i += 1
+    conv_bn("_conv_head", "_bn1", f"features.{last}")
+    names["_fc.weight"], names["_fc.bias"] = "classifier.1.weight", "classifier.1.bias"
+    return names
+
+
+def _efficientnet_variant(state: dict[str, Any]) -> str:
+    """The B0-B7 variant whose block count and stem/head widths match an ``efficientnet_pytorch`` state dict."""
+    blocks = {k.split(".")[1] for k in state if k.startswith("_blocks.")}
+    ends = ("_conv_stem.weight", "_conv_head.weight")
+    for variant, (_, depth, _) in zoo.EFFICIENTNET_PARAMS.items():
+        count = sum(math.ceil(r * depth) for r in (1, 2, 2, 3, 3, 4, 1))
+        if count != len(blocks) or not all(k in state for k in ends):
+            continue
+        key_map = efficientnet_pytorch_key_map(variant)
+        shapes = expected_shapes(arch(f"{zoo.EFFICIENTNET_PYTORCH}{variant}", {}, num_classes=2, fake_index=1))
+        if all(tuple(state[k].shape) == shapes[key_map[k]] for k in ends):
+            return variant
+    raise WeightsError(
+        f"not an efficientnet_pytorch EfficientNet-B0..B7 checkpoint ({len(blocks)} blocks,"
+        f" stem {list(state['_conv_stem.weight'].shape) if '_conv_stem.weight' in state else 'missing'})"
+    )
+
+
+def _efficientnet(
+    state: dict[str, Any], detector: str, variant: str | None, **published: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    state = {k[4:] if k.startswith("net.") else k: v for k, v in state.items()}
+    variant = variant or _efficientnet_variant(state)
+    what = f"efficientnet_pytorch {variant}"
+    n = head_outputs(state, "_fc.weight", what)
+    key_map = efficientnet_pytorch_key_map(variant, n)
+    unknown = sorted(set(state) - set(key_map))
+    if unknown:
+        raise WeightsError(f"not an {what} checkpoint: unexpected {len(unknown)} keys ({', '.join(unknown[:3])}...)")
+    size = zoo.EFFICIENTNET_PARAMS[variant][2]
+    pre = detector_preprocessing(
+        detector, **{"input_size": size, "mean": zoo.IMAGENET_MEAN, "std": zoo.IMAGENET_STD, **published}
+    )
+    extra = {"fake_index": 1} if n == 2 else {}
+    a = arch(f"{zoo.EFFICIENTNET_PYTORCH}{variant}", pre, num_classes=n, image_size=size, **extra)
+    return checked({key_map[k]: v for k, v in state.items()}, a, what), a
+
+
+@converter("efficientnet_pytorch")
+def efficientnet_any(state: dict[str, Any], detector: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An ``efficientnet_pytorch`` EfficientNet-B0..B7 (``_conv_stem``, ``_blocks.N``, ``_fc``) with 1 or 2 outputs.
+
+    Keys may carry a ``net.`` prefix; a 2-logit head is read as (real, fake).
+    """
+    return _efficientnet(state, detector, None)
+
+
+@converter("sbi_efficientnet_b4")
+def sbi_efficientnet_b4(state: dict[str, Any], detector: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Self-Blended Images (Shiohara & Yamasaki 2022): ``net.``-prefixed efficientnet_pytorch B4, ``_fc`` [2, 1792].
+
+    SBI feeds 380 x 380 RGB face crops scaled to [0, 1] (no mean/std) and reads softmax[:, 1] as P(fake).
+    """
+    head = state.get("net._fc.weight", state.get("_fc.weight"))
+    if head is None or tuple(head.shape) != (2, 1792):
+        raise WeightsError("not an SBI EfficientNet-B4 checkpoint: its head net._fc.weight must be [2, 1792]")
+    return _efficientnet(
+        state,
+        detector,
+        "efficientnet_b4",
+        mean=[0.0, 0.0, 0.0],
+        std=[1.0, 1.0, 1.0],
+        margin=0.125,
+        note="SBI crops the RetinaFace box enlarged by 1/8 of its side on each side, unrotated, resized to 380 x 380",
+    )
 
 
 def convert_state_dict(
