@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from forensics import weights as W
 from forensics.errors import WeightsError
 from forensics.nn import zoo
-from forensics.nn.converters import CONVERTERS, convert_state_dict, efficientnet_pytorch_key_map
+from forensics.nn.converters import CONVERTERS, convert_state_dict, efficientnet_pytorch_key_map, suggest_converter
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -270,3 +270,53 @@ def test_published_entries_register_only_with_a_sha256(weights_home: Path) -> No
             zoo.register_published({name: "abc"})
     finally:
         W._REMOTE.clear()
+
+
+def test_fake_index_option_and_converter_hints(cnndetection_pth: tuple[Path, torch.nn.Module]) -> None:
+    ref = randomise(torchvision.models.resnet18(num_classes=2), 6)
+    net, arch = imported(ref.state_dict(), "torchvision:fake_index=0")
+    assert arch["args"]["fake_index"] == 0
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        out = ref(x)
+        assert torch.allclose(net(x), out[:, 0] - out[:, 1], atol=1e-5)
+    with pytest.raises(WeightsError, match="unknown converter option"):
+        convert_state_dict(ref.state_dict(), detector="x", converter="torchvision:fake=0")
+    sd = torch.load(cnndetection_pth[0], weights_only=True)["model"]
+    with pytest.raises(WeightsError, match="2-logit head only"):
+        convert_state_dict(sd, detector="x", converter="cnndetection:fake_index=0")
+    assert suggest_converter(sd) == "cnndetection"
+    assert suggest_converter(ref.state_dict()) == "torchvision"
+    assert suggest_converter(sbi_checkpoint(7)["model"]) == "sbi_efficientnet_b4"
+    assert suggest_converter({"conv.weight": torch.zeros(8, 3, 3, 3)}) is None
+
+
+def test_native_import_of_a_published_checkpoint_says_which_converter(
+    weights_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tiny_detector import TinyDetector
+
+    from forensics import detectors
+
+    monkeypatch.setitem(detectors._REGISTRY, "tiny_test", TinyDetector)  # a detector with no weights anywhere
+    ckpt = tmp_path / "sbi.tar"
+    torch.save(sbi_checkpoint(8), ckpt)
+    with pytest.raises(WeightsError, match="try --converter sbi_efficientnet_b4"):
+        W.import_checkpoint(ckpt, detector="tiny_test", tag="sbi")
+
+
+def test_import_published_checks_the_sha256_and_fills_the_card(
+    weights_home: Path, cnndetection_pth: tuple[Path, torch.nn.Module]
+) -> None:
+    from forensics.errors import ChecksumMismatchError
+
+    ckpt = cnndetection_pth[0]
+    name = "gan_fingerprint.cnndetection_blur_jpg_prob0.1"
+    with pytest.raises(ChecksumMismatchError, match="expected 000000000000"):
+        zoo.import_published(name, ckpt, sha256="0" * 64)
+    zoo.import_published(name, ckpt, sha256=hashlib.sha256(ckpt.read_bytes()).hexdigest())
+    lw = W.load_weights(name)
+    assert "CC BY-NC-SA" in lw.card["licence"] and "ProGAN" in lw.card["training_data"]
+    assert lw.card["source_url"] == zoo.PUBLISHED[name].url
+    with pytest.raises(WeightsError, match="no published checkpoint"):
+        zoo.import_published("gan_fingerprint.nope", ckpt)

@@ -60,20 +60,44 @@ def unwrap_state_dict(obj: Any) -> dict[str, Any]:
 def native(state: dict[str, Any], detector: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A checkpoint of one of our own architectures: keys must match the detector's shipped weights."""
     from forensics.detectors import get_detector_class
+    from forensics.errors import WeightsNotFoundError
     from forensics.weights import load_weights
 
     spec = get_detector_class(detector).spec
-    ref = load_weights(f"{detector}.{spec.default_weights}")
+    try:
+        ref = load_weights(f"{detector}.{spec.default_weights}")
+    except WeightsNotFoundError as exc:
+        hint = _hint(state)
+        raise WeightsError(f"{detector} has no shipped weights to check a native checkpoint against{hint}") from exc
     missing = sorted(set(ref.tensors) - set(state))
     unexpected = sorted(set(state) - set(ref.tensors))
     if missing or unexpected:
         raise WeightsError(
             f"checkpoint does not match {detector}'s architecture: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            + _hint(state)
         )
     for k, v in ref.tensors.items():
         if tuple(state[k].shape) != tuple(v.shape):
             raise WeightsError(f"{k}: shape {tuple(state[k].shape)} != expected {tuple(v.shape)}")
     return state, ref.card["architecture"]
+
+
+def suggest_converter(state: dict[str, Any]) -> str | None:
+    """The converter whose published layout a state dict has, judged from its key names and head shape."""
+    bare = {k.removeprefix("net."): v for k, v in state.items()}
+    if "_conv_stem.weight" in bare and "_fc.weight" in bare:
+        return "sbi_efficientnet_b4" if tuple(bare["_fc.weight"].shape) == (2, 1792) else "efficientnet_pytorch"
+    fc = state.get("fc.weight")
+    if fc is not None and "layer4.2.conv3.weight" in state and tuple(fc.shape) == (1, 2048):
+        return "cnndetection"
+    if any(v.ndim == 2 for v in state.values()) and any(layout == _top_level(state) for layout, _ in _families()):
+        return "torchvision"
+    return None
+
+
+def _hint(state: dict[str, Any]) -> str:
+    name = suggest_converter(state)
+    return f"; it looks like a published checkpoint: try --converter {name}" if name else ""
 
 
 BN_BUFFER = "num_batches_tracked"
@@ -297,7 +321,7 @@ def _efficientnet_variant(state: dict[str, Any]) -> str:
 def _efficientnet(
     state: dict[str, Any], detector: str, variant: str | None, **published: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    state = {k[4:] if k.startswith("net.") else k: v for k, v in state.items()}
+    state = {k.removeprefix("net."): v for k, v in state.items()}
     variant = variant or _efficientnet_variant(state)
     what = f"efficientnet_pytorch {variant}"
     n = head_outputs(state, "_fc.weight", what)
@@ -346,8 +370,20 @@ def sbi_efficientnet_b4(state: dict[str, Any], detector: str) -> tuple[dict[str,
 def convert_state_dict(
     obj: Any, *, detector: str, converter: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Unwrap a loaded checkpoint and map it with the named converter (default ``native``)."""
-    name = converter or "native"
+    """Unwrap a loaded checkpoint and map it with the named converter (default ``native``).
+
+    ``converter`` may carry options after a colon: ``torchvision:fake_index=0`` reads a 2-logit
+    head as (fake, real) instead of the default (real, fake).
+    """
+    name, _, options = (converter or "native").partition(":")
     if name not in CONVERTERS:
         raise WeightsError(f"unknown converter {name!r}; available: {', '.join(sorted(CONVERTERS))}")
-    return CONVERTERS[name](unwrap_state_dict(obj), detector)
+    tensors, architecture = CONVERTERS[name](unwrap_state_dict(obj), detector)
+    for option in filter(None, options.split(",")):
+        key, _, value = option.partition("=")
+        if key != "fake_index" or value not in ("0", "1"):
+            raise WeightsError(f"unknown converter option {option!r}; the one option is fake_index=0 or fake_index=1")
+        if architecture.get("args", {}).get("num_classes") != 2:
+            raise WeightsError("fake_index applies to a 2-logit head only")
+        architecture["args"]["fake_index"] = int(value)
+    return tensors, architecture

@@ -7,15 +7,18 @@ EfficientNets of the ``efficientnet_pytorch`` package (Self-Blended Images' Effi
 rebuilt faithfully on torchvision's modules (TensorFlow "same" padding, BatchNorm eps 1e-3).
 Nothing is downloaded: every network is built with ``weights=None``.
 
-:data:`PUBLISHED` lists the published checkpoints we know of, and :func:`register_published`
-puts those with a verifiable sha256 in the weights registry.
+:data:`PUBLISHED` lists the published checkpoints we know of; :func:`import_published` converts
+a downloaded one with its publisher's card facts, and :func:`register_published` puts those
+with a verifiable sha256 in the weights registry.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -246,3 +249,24 @@ def register_published(sha256: dict[str, str] | None = None) -> list[str]:
         register_remote(p.name, url=p.url, sha256=digest, card=card)
         done.append(p.name)
     return done
+
+
+def import_published(name: str, path: str | os.PathLike[str], *, sha256: str | None = None) -> Path:
+    """Convert a downloaded published checkpoint into weights ``name``, its card carrying the publisher's facts.
+
+    The file must have the full ``sha256`` given, or the entry's when known; with neither, its
+    sha256 is only recorded (``source_sha256``), as ``forensics weights import`` does.
+    """
+    from forensics.errors import ChecksumMismatchError
+    from forensics.weights import import_checkpoint, sha256_file
+
+    if name not in PUBLISHED:
+        raise WeightsError(f"no published checkpoint named {name!r}; known: {', '.join(sorted(PUBLISHED))}")
+    entry = PUBLISHED[name]
+    want = (sha256 or entry.sha256 or "").lower()
+    digest = sha256_file(Path(path))
+    if want and digest != want:
+        raise ChecksumMismatchError(f"{path} has sha256 {digest[:12]}…, expected {want[:12]}… for {name}")
+    detector, tag = name.split(".", 1)
+    card = dict(entry.card, source_url=entry.url)
+    return import_checkpoint(path, detector=detector, tag=tag, converter=entry.converter, card=card)
