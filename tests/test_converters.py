@@ -75,12 +75,16 @@ def test_cnndetection_checkpoint_scores_like_the_original(cnndetection_pth: tupl
     assert set(net.state_dict()) == set(ref.state_dict())  # published key names kept, no wrapper prefix
 
 
-@pytest.mark.parametrize(("name", "outputs"), [("resnet18", 2), ("efficientnet_b0", 1)])
-def test_torchvision_classifier_is_inferred_from_keys_and_shapes(name: str, outputs: int) -> None:
-    ref = randomise(torchvision.models.get_model(name, num_classes=outputs), 1)
+@pytest.mark.parametrize(
+    ("name", "outputs", "kwargs"),
+    [("resnet18", 2, {}), ("efficientnet_b0", 1, {}), ("googlenet", 1, {"aux_logits": False, "init_weights": False})],
+)
+def test_torchvision_classifier_is_inferred_from_keys_and_shapes(name: str, outputs: int, kwargs: dict) -> None:
+    ref = randomise(torchvision.models.get_model(name, num_classes=outputs, **kwargs), 1)
     wrapped = {"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}}
     net, arch = imported(wrapped, "torchvision")
     assert arch["name"] == f"torchvision.{name}" and arch["args"]["num_classes"] == outputs
+    assert arch["args"].get("aux_logits", True) == kwargs.get("aux_logits", True)
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         out = ref(x)

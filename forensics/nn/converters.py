@@ -90,7 +90,7 @@ def suggest_converter(state: dict[str, Any]) -> str | None:
     fc = state.get("fc.weight")
     if fc is not None and "layer4.2.conv3.weight" in state and tuple(fc.shape) == (1, 2048):
         return "cnndetection"
-    if any(v.ndim == 2 for v in state.values()) and any(layout == _top_level(state) for layout, _ in _families()):
+    if any(v.ndim == 2 for v in state.values()) and any(_candidates(_top_level(state))):
         return "torchvision"
     return None
 
@@ -238,11 +238,19 @@ def _families() -> tuple[tuple[frozenset[str], tuple[str, ...]], ...]:
     return tuple(out)
 
 
-def _candidates(top: frozenset[str]) -> Iterator[str]:
-    """torchvision classifiers whose family has the top-level modules ``top``."""
+AUX_HEADS = frozenset({"AuxLogits", "aux1", "aux2"})  # inception_v3's and googlenet's training-only heads
+
+
+def _candidates(top: frozenset[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(classifier, extra builder args) of the torchvision families with the top-level modules ``top``.
+
+    Checkpoints saved without inception's or googlenet's auxiliary heads match with ``aux_logits=False``.
+    """
     for layout, members in _families():
         if layout == top:
-            yield from members
+            yield from ((name, {}) for name in members)
+        elif layout - AUX_HEADS == top and layout != top:
+            yield from ((name, {"aux_logits": False}) for name in members)
 
 
 @converter("torchvision")
@@ -253,8 +261,8 @@ def torchvision_any(state: dict[str, Any], detector: str) -> tuple[dict[str, Any
     """
     head = _head_key(state)
     n = head_outputs(state, head, "torchvision classifier")
-    for name in _candidates(_top_level(state)):
-        a = arch(f"torchvision.{name}", {}, num_classes=n, **({"fake_index": 1} if n == 2 else {}))
+    for name, extra in _candidates(_top_level(state)):
+        a = arch(f"torchvision.{name}", {}, num_classes=n, **extra, **({"fake_index": 1} if n == 2 else {}))
         if not any(mismatches(state, expected_shapes(a))):
             a["preprocessing"] = detector_preprocessing(
                 detector, input_size=224, mean=zoo.IMAGENET_MEAN, std=zoo.IMAGENET_STD

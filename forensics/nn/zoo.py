@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -81,13 +82,15 @@ def torchvision_classifiers() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def torchvision_classifier(name: str, num_classes: int) -> nn.Module:
-    """A torchvision classifier with random weights (never downloads)."""
+def torchvision_classifier(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+    """A torchvision classifier with random weights (never downloads); ``kwargs`` go to its builder."""
     import torchvision
 
     if name not in torchvision_classifiers():
         raise WeightsError(f"torchvision has no classifier {name!r}")
-    return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    with warnings.catch_warnings():  # notices about default random init: the weights are loaded after
+        warnings.simplefilter("ignore", FutureWarning)
+        return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
 
 
 def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -141,7 +144,8 @@ def efficientnet_pytorch(variant: str, num_classes: int, image_size: int | None 
 def build_network(architecture: dict[str, Any]) -> nn.Module | None:
     """Build a foreign network named by a card's ``architecture``, or None for our own.
 
-    Names: ``torchvision.<classifier>`` (args ``num_classes`` 1 or 2, ``fake_index`` for 2) and
+    Names: ``torchvision.<classifier>`` (args ``num_classes`` 1 or 2, ``fake_index`` for 2, any
+    other arg goes to the torchvision builder, e.g. ``aux_logits``) and
     ``efficientnet_pytorch.efficientnet_b<N>`` (also ``image_size``). The module returns one
     logit per input (higher = more fake) and loads the weights' tensors with
     ``load_state_dict(strict=True)``. Detectors call this first in ``build()`` and build their
@@ -156,7 +160,8 @@ def build_network(architecture: dict[str, Any]) -> nn.Module | None:
     if num_classes == 2 and fake_index not in (0, 1):
         raise WeightsError(f"{name}: a 2-logit head needs args.fake_index 0 or 1 (which output means fake)")
     if name.startswith(TORCHVISION):
-        net = torchvision_classifier(name[len(TORCHVISION) :], num_classes)
+        extra = {k: v for k, v in args.items() if k not in ("num_classes", "fake_index")}
+        net = torchvision_classifier(name[len(TORCHVISION) :], num_classes, **extra)
     elif name.startswith(EFFICIENTNET_PYTORCH):
         net = efficientnet_pytorch(name[len(EFFICIENTNET_PYTORCH) :], num_classes, args.get("image_size"))
     else:
