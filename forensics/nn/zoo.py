@@ -18,7 +18,6 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -131,11 +130,12 @@ def efficientnet_pytorch(variant: str, num_classes: int, image_size: int | None 
     import torchvision
 
     size = int(image_size or EFFICIENTNET_PARAMS[variant][2])
-    norm = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
-    net = torchvision.models.get_model(variant, weights=None, num_classes=num_classes, norm_layer=norm)
+    net = torchvision.models.get_model(variant, weights=None, num_classes=num_classes)
     for parent in list(net.modules()):  # module order: stem, then the stride-2 stages in order
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Conv2d) and child.stride[0] == 2:
+            if isinstance(child, nn.BatchNorm2d):
+                child.eps, child.momentum = 1e-3, 0.01
+            elif isinstance(child, nn.Conv2d) and child.stride[0] == 2:
                 setattr(parent, name, StaticSameConv2d(child, size))
                 size = math.ceil(size / 2)
     return net
