@@ -327,7 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     wim.add_argument("file")
     wim.add_argument("--detector", required=True)
     wim.add_argument("--tag", default="imported")
-    wim.add_argument("--converter", help="key-mapping to use (default: the detector's)")
+    wim.add_argument(
+        "--converter",
+        help="native (default: our own architectures), cnndetection, torchvision, efficientnet_pytorch or"
+        " sbi_efficientnet_b4; add :fake_index=0 when output 0 of a 2-logit head means fake",
+    )
     w.set_defaults(func=cmd_weights)
 
     d = sub.add_parser("detectors", help="list registered detectors")

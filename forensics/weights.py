@@ -203,6 +203,15 @@ def resolve(
         known = ", ".join(sorted(reg)) or "none"
         raise WeightsNotFoundError(f"no weights named {name!r}; known: {known}")
     entry = reg[name]
+    if entry.source == "remote" and entry.card.get("converter"):
+        # A published pickle: download and verify it, then convert it (tensors only) to safetensors.
+        raw = cache_dir() / "downloads" / f"{name}.pth"
+        if not raw.exists() or sha256_file(raw) != entry.sha256:
+            download(entry.url or "", entry.sha256, raw, progress=progress)
+        card = {k: v for k, v in entry.card.items() if k not in ("name", "sha256", "file", "converter")}
+        detector, tag = name.split(".", 1)
+        import_checkpoint(raw, detector=detector, tag=tag, converter=entry.card["converter"], card=card)
+        return _entries_in(user_weights_dir(), "user")[name]
     if entry.source == "remote":
         cached = user_weights_dir() / f"{name}.safetensors"
         if not cached.exists() or sha256_file(cached) != entry.sha256:
@@ -285,11 +294,12 @@ def import_checkpoint(
     except Exception as exc:
         raise UnsafeWeightsError(f"cannot load {path} safely as tensors only: {exc}") from exc
     tensors, arch = convert_state_dict(obj, detector=detector, converter=converter)
+    arch = dict(arch)
     base = {
         "name": f"{detector}.{tag}",
         "detector": detector,
+        "preprocessing": arch.pop("preprocessing", {}),
         "architecture": arch,
-        "preprocessing": {},
         "calibration": {"temperature": 1.0, "bias": 0.0, "threshold": 0.5, "fpr": None, "note": "uncalibrated import"},
         "training_data": f"imported from {Path(path).name}; see its publisher",
         "metrics": {},

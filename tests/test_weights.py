@@ -101,3 +101,31 @@ def test_shipped_weights_verify() -> None:
     for name, status in W.verify_all():
         if W.registry()[name].source == "builtin":
             assert status == "ok", name
+
+
+def test_published_pickle_is_downloaded_converted_and_scores(weights_home: Path, tmp_path: Path) -> None:
+    """A remote entry with a converter: download, verify, convert tensors-only, then a detector uses it."""
+    import torchvision
+
+    import forensics
+
+    pytest.importorskip("forensics.detectors.gan_fingerprint")
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    torch.manual_seed(0)
+    torch.save({"model": torchvision.models.resnet18(num_classes=1).state_dict()}, pub / "theirs.pth")
+    digest = hashlib.sha256((pub / "theirs.pth").read_bytes()).hexdigest()
+    srv, base = _serve(pub)
+    try:
+        card = {"converter": "torchvision", "licence": "test", "training_data": "none"}
+        W.register_remote("gan_fingerprint.theirs", url=f"{base}/theirs.pth", sha256=digest, card=card)
+        lw = W.load_weights("gan_fingerprint.theirs")
+    finally:
+        srv.shutdown()
+        W._REMOTE.clear()
+    assert lw.card["architecture"]["name"] == "torchvision.resnet18" and lw.card["source_sha256"] == digest
+    assert lw.card["preprocessing"], "the converter's preprocessing lands in the card"
+    from media_factory import write_image
+
+    r = forensics.create_detector("gan_fingerprint", "theirs").detect(write_image(tmp_path / "x.png"))
+    assert r.status == "ok" and r.weights.startswith("gan_fingerprint.theirs@") and 0 <= r.score <= 1

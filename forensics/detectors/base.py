@@ -180,7 +180,13 @@ class Detector(ABC):
             det = lw.card.get("detector", lw.name.split(".", 1)[0])
             if det != self.spec.name:
                 raise DetectorError(f"weights {lw.name} are for detector {det!r}, not {self.spec.name!r}")
-            model = self.build(lw)
+            from forensics.nn.zoo import build_network
+
+            model = build_network(lw.card.get("architecture", {}))  # a published foreign network?
+            if model is None:
+                model = self.build(lw)
+            else:
+                model.load_state_dict({k: v.float() for k, v in lw.tensors.items()}, strict=True)
             self._model = model.to(self.device).eval()
             self._loaded = lw
         return self
