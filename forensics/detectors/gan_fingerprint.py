@@ -87,6 +87,7 @@ class GanFingerprint(Detector):
         span = 1.0 / fps if media.info.kind == "video" else 0.0
         out: list[Unit] = []
         for fr in frames:
+            end = min(fr.t + span, max(media.info.duration or 0.0, fr.t))
             h, w = fr.image.shape[:2]
             boxes = crop_boxes(
                 h,
@@ -98,7 +99,7 @@ class GanFingerprint(Detector):
             )
             for x1, y1, x2, y2 in boxes:
                 x = to_input(fr.image[y1:y2, x1:x2], p["mean"], p["std"])
-                out.append(Unit(x, fr.t, fr.t + span, frame=fr.index, box=(float(x1), float(y1), float(x2), float(y2))))
+                out.append(Unit(x, fr.t, end, frame=fr.index, box=(float(x1), float(y1), float(x2), float(y2))))
         return out
 
     def embeddings(self, xs: np.ndarray) -> np.ndarray:

@@ -1,9 +1,13 @@
 """Data for ``gan_fingerprint``: shared-data rows, splits by generator family / real source, grid tiles,
 and the evaluation re-encodings (JPEG q90 at 512 px; JPEG q75 after 0.5x resizing).
 
-Fake images are split by *generator family*: StyleGAN / StyleGAN2 model-zoo and seeprettyface
-samples train; Stable Diffusion, the GRIP examples (BigGAN, CycleGAN, pix2pix, ProGAN, StyleGAN,
-"realgan") and the generated-faces set are held out. Real photos are split by source repository.
+Fake images are split by *generator family*: seeprettyface StyleGAN / StyleGAN2 single images
+train; Stable Diffusion and the GRIP examples (BigGAN, CycleGAN, pix2pix, ProGAN, StyleGAN,
+"realgan") are held out. The generated-faces set (bot-style profile pictures, the use case) is
+split inside the family: its ``male`` folder trains, its ``female`` folder validates, and it is
+reported apart as a *seen* family. Sample grids (``image_grid``: the StyleGAN2 model zoo and
+seeprettyface sheets) are not used: their tiles are generator outputs downscaled for display, which
+erases the upsampling trace and leaves only content to learn. Real photos are split by source.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import numpy as np
 
 from forensics.train.upsampling import resize
 
-TRAIN_FAKE_FAMILIES = ("stylegan2-zoo", "seeprettyface-stylegan")
+TRAIN_FAKE_FAMILIES = ("seeprettyface-stylegan",)
+SPLIT_FAMILIES = {"generated-faces": "__male__"}  # family -> path marker of its training half
 VAL_REAL_REPOS = (
     "clovaai/stargan-v2",
     "ageitgey/face_recognition",
@@ -83,7 +88,9 @@ def split(rows: list[Row]) -> dict[str, list[Row]]:
     for r in image_rows(rows):
         if r.label == "real":
             out["val_real" if r.repo in VAL_REAL_REPOS else "train_real"].append(r)
-        elif r.family in TRAIN_FAKE_FAMILIES:
+        elif r.kind == "image_grid":
+            continue  # display grids: their tiles are downscaled generator outputs, the trace is mostly gone
+        elif r.family in TRAIN_FAKE_FAMILIES or SPLIT_FAMILIES.get(r.family, "\0") in r.file:
             out["train_fake"].append(r)
         else:
             out["val_fake"].append(r)
@@ -169,8 +176,8 @@ def build_eval_set(data: Path, out: Path, protocol: str) -> list[tuple[Path, int
     parts = split(read_manifest(data))
     out.mkdir(parents=True, exist_ok=True)
     items = []
-    for i, r in enumerate(parts["val_real"] + parts["val_fake"]):
-        path = out / f"{i:04d}_{r.label}.jpg"
+    for r in parts["val_real"] + parts["val_fake"]:
+        path = out / (Path(r.file).stem.replace("__", "_")[-80:] + ".jpg")
         if not path.exists():
             path.write_bytes(reencode(load_rgb(data / r.file), **spec))
         items.append((path, int(r.label == "fake"), r.family))

@@ -118,7 +118,7 @@ def normalise(
     quality: tuple[int, int] = (65, 100),
     jpeg_p: float = 0.9,
     resize_p: float = 0.3,
-    scale: tuple[float, float] = (0.6, 1.4),
+    scale: tuple[float, float] = (0.75, 1.33),
     grey_p: float = 0.05,
 ) -> np.ndarray:
     """The label-blind pipeline every training / validation crop goes through.
