@@ -42,3 +42,4 @@ def create_detector(name: str, weights: str | None = None, **kwargs: Any) -> Any
 # Registration lines: one per detector family.
 register("synthetic_speech", "forensics.detectors.synthetic_speech:SyntheticSpeech")
 register("gan_fingerprint", "forensics.detectors.gan_fingerprint:GanFingerprint")
+register("lip_sync", "forensics.detectors.lip_sync:LipSyncDetector")

@@ -145,12 +145,13 @@ def speech_frames(energy_db: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
     return energy_db > max(float(prep["vad_floor_db"]), noise + float(prep["vad_margin_db"]))
 
 
-def pack_unit(crops: np.ndarray, mel: np.ndarray, first: int, prep: dict[str, Any]) -> np.ndarray:
-    """One network row: the standardised mouth clip and the standardised log-mel around it.
+def pack_unit(crops: np.ndarray, mel: np.ndarray, speech: np.ndarray, first: int, prep: dict[str, Any]) -> np.ndarray:
+    """One network row: the standardised mouth clip, the standardised log-mel around it, speech flags.
 
     ``crops`` are the window's ``window_frames`` mouth crops starting at clock frame ``first``;
-    ``mel`` is the whole file's :func:`log_mel`. The audio slice spans the window widened by
-    ``max_offset_frames`` on each side, padded with the mel floor beyond the file.
+    ``mel`` is the whole file's :func:`log_mel` and ``speech`` its :func:`speech_frames`. The audio
+    slice spans the window widened by ``max_offset_frames`` on each side, padded with the mel
+    floor beyond the file.
     """
     k, m, wf = int(prep["mel_per_frame"]), int(prep["max_offset_frames"]), int(prep["window_frames"])
     clip = crops.astype(np.float32)
@@ -161,7 +162,10 @@ def pack_unit(crops: np.ndarray, mel: np.ndarray, first: int, prep: dict[str, An
     if hi > lo:
         seg[:, lo - a0 : hi - a0] = mel[:, lo:hi]
     seg = (seg - seg.mean()) / (seg.std() + 1e-3)
-    return np.concatenate([clip.ravel(), seg.ravel()]).astype(np.float32)
+    act = np.zeros(wf, np.float32)
+    flags = speech[first : first + wf]
+    act[: len(flags)] = flags
+    return np.concatenate([clip.ravel(), seg.ravel(), act]).astype(np.float32)
 
 
 def mouth_opening(crops: np.ndarray) -> np.ndarray:
@@ -269,7 +273,7 @@ class LipSyncDetector(Detector):
                 x0, y0, x1, y1 = (float(v) for v in tr.boxes[s : s + wf].mean(0))
                 units.append(
                     Unit(
-                        x=pack_unit(tr.crops[s : s + wf], mel, f0, prep), start=f0 / fps, end=(f0 + wf) / fps,
+                        x=pack_unit(tr.crops[s : s + wf], mel, speech, f0, prep), start=f0 / fps, end=(f0 + wf) / fps,
                         frame=f0, box=(x0, y0, x1, y1), track=tr.track,
                         extra={"corr_zero": float(corr[m]), "corr_best_lag": int(np.argmax(corr)) - m},
                     )

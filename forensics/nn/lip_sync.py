@@ -1,10 +1,11 @@
 """Two-stream audio-visual sync network (SyncNet-style), knowing nothing of media.
 
-One input row packs a grey mouth clip of ``frames`` frames (``height`` x ``width``) followed by
-a log-mel window of ``n_mels`` x ``(frames + 2 * max_offset) * mel_per_frame``: the audio covers
-the clip plus ``max_offset`` video frames on each side. Both streams are embedded at the video
-frame rate; the cosine similarity of the clip with the audio shifted by ``d`` frames, averaged
-over the clip, is computed for every ``d`` in ``[-max_offset, max_offset]``. The logit is
+One input row packs a grey mouth clip of ``frames`` frames (``height`` x ``width``), a log-mel
+window of ``n_mels`` x ``(frames + 2 * max_offset) * mel_per_frame`` (the audio covers the clip
+plus ``max_offset`` video frames on each side) and ``frames`` voice-activity weights. Both streams
+are embedded at the video frame rate; the cosine similarity of the clip with the audio shifted by
+``d`` frames, averaged over the clip's speech frames, is computed for every ``d`` in
+``[-max_offset, max_offset]``. The logit is
 ``logit_scale * (median(sims[|d| >= 3]) - sims[d=0])``: how far the zero-offset similarity falls
 below that of clearly shifted audio, so higher means less in sync (more fake).
 """
@@ -39,21 +40,25 @@ class LipSyncNet(nn.Module):
         max_offset: int = 15,
         channels: int = 16,
         dim: int = 64,
+        hidden: int | None = None,
+        dropout: float = 0.0,
         logit_scale: float = 10.0,
     ) -> None:
         super().__init__()
         self.frames, self.height, self.width = frames, height, width
         self.n_mels, self.mel_per_frame, self.max_offset = n_mels, mel_per_frame, max_offset
         self.logit_scale = logit_scale
-        c = channels
+        c, hid = channels, hidden or 6 * channels
         self.visual_frame = nn.Sequential(
             _conv_bn(1, c, 2), _conv_bn(c, 2 * c, 2), _conv_bn(2 * c, 4 * c, 2), _conv_bn(4 * c, 6 * c, 2),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )  # fmt: skip
-        self.visual_time = nn.Sequential(_tconv(6 * c, 6 * c, 5), _tconv(6 * c, 6 * c, 3), nn.Conv1d(6 * c, dim, 1))
+        self.visual_time = nn.Sequential(
+            nn.Dropout(dropout), _tconv(6 * c, hid, 5), _tconv(hid, hid, 3), nn.Dropout(dropout), nn.Conv1d(hid, dim, 1)
+        )
         self.audio = nn.Sequential(
-            _tconv(n_mels, 6 * c, mel_per_frame, stride=mel_per_frame), _tconv(6 * c, 6 * c, 5),
-            _tconv(6 * c, 6 * c, 3), nn.Conv1d(6 * c, dim, 1),
+            _tconv(n_mels, hid, mel_per_frame, stride=mel_per_frame), nn.Dropout(dropout), _tconv(hid, hid, 5),
+            _tconv(hid, hid, 3), nn.Dropout(dropout), nn.Conv1d(hid, dim, 1),
         )  # fmt: skip
         self.temperature = nn.Parameter(torch.tensor(10.0))  # training-only InfoNCE scale, kept for resuming
 
@@ -67,13 +72,14 @@ class LipSyncNet(nn.Module):
 
     @property
     def input_size(self) -> int:
-        return self.video_size + self.n_mels * self.audio_frames
+        return self.video_size + self.n_mels * self.audio_frames + self.frames
 
-    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Packed rows -> (mouth clips ``B x T x H x W``, log-mels ``B x n_mels x A``)."""
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Packed rows -> (mouth clips ``B x T x H x W``, log-mels ``B x n_mels x A``, speech weights ``B x T``)."""
+        na = self.n_mels * self.audio_frames
         v = x[:, : self.video_size].reshape(-1, self.frames, self.height, self.width)
-        a = x[:, self.video_size :].reshape(-1, self.n_mels, self.audio_frames)
-        return v, a
+        a = x[:, self.video_size : self.video_size + na].reshape(-1, self.n_mels, self.audio_frames)
+        return v, a, x[:, self.video_size + na :]
 
     def embed_video(self, v: torch.Tensor) -> torch.Tensor:
         """``B x T x H x W`` -> unit-norm embeddings ``B x dim x T``."""
@@ -90,10 +96,16 @@ class LipSyncNet(nn.Module):
         t, m = ev.shape[2], self.max_offset
         return torch.stack([(ev * ea[:, :, m + d : m + d + t]).sum(1) for d in range(-m, m + 1)], dim=1)
 
+    @staticmethod
+    def weighted_curve(sims: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Average ``B x S x T`` per-frame similarities over frames with weights ``B x T``."""
+        w = w + 1e-3  # a window without speech weights falls back to a plain mean
+        return (sims * w[:, None]).sum(2) / w.sum(1, keepdim=True)
+
     def sync_curve(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean similarity of the clip with the audio shifted by each offset: ``B x (2 * max_offset + 1)``."""
-        v, a = self.split(x)
-        return self.offset_similarities(self.embed_video(v), self.embed_audio(a)).mean(2)
+        """Speech-weighted similarity of the clip with the audio at each shift: ``B x (2 * max_offset + 1)``."""
+        v, a, w = self.split(x)
+        return self.weighted_curve(self.offset_similarities(self.embed_video(v), self.embed_audio(a)), w)
 
     def logit_from_curve(self, curve: torch.Tensor) -> torch.Tensor:
         """Higher = the zero-offset similarity is lower than that of a typical clearly-shifted audio (|d| >= 3)."""

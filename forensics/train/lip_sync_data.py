@@ -79,11 +79,11 @@ def shift_wav(wav: np.ndarray, seconds: float, sr: int) -> np.ndarray:
     return out
 
 
-def speech_windows(clip: SyncClip, prep: dict[str, Any]) -> list[int]:
-    """Window starts (indices into ``clip.crops``) whose audio passes the voice-activity test."""
+def speech_windows(clip: SyncClip, prep: dict[str, Any], hop: int | None = None) -> list[int]:
+    """Window starts (indices into ``clip.crops``; every ``hop`` frames, default the card's) with speech."""
     wf = int(prep["window_frames"])
     out = []
-    for s in window_starts(len(clip.crops), prep):
+    for s in window_starts(len(clip.crops), prep if hop is None else {**prep, "hop_frames": hop}):
         act = clip.speech[clip.first + s : clip.first + s + wf]
         if act.size and act.mean() >= float(prep["vad_min_fraction"]):
             out.append(s)
@@ -120,22 +120,21 @@ def augment_mel(mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def sample_batch(
     clips: list[SyncClip], starts: list[list[int]], batch: int, prep: dict[str, Any], rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Packed rows of random speech windows (augmented) and their per-frame speech masks."""
+) -> np.ndarray:
+    """Packed rows of random speech windows (augmented)."""
     wf = int(prep["window_frames"])
     weights = np.array([len(s) for s in starts], np.float64)
-    xs, masks = [], []
+    xs = []
     for ci in rng.choice(len(clips), size=batch, p=weights / weights.sum()):
         c = clips[ci]
         s = int(rng.choice(starts[ci]))
         f0 = c.first + s
         crops = augment_clip(c.crops[s : s + wf], rng)
-        xs.append(pack_unit(crops, augment_mel(c.mel, rng), f0, prep))
-        masks.append(c.speech[f0 : f0 + wf].astype(np.float32))
-    return np.stack(xs), np.stack(masks)
+        xs.append(pack_unit(crops, augment_mel(c.mel, rng), c.speech, f0, prep))
+    return np.stack(xs)
 
 
-def sync_loss(model: Any, x: Any, mask: Any) -> Any:
+def sync_loss(model: Any, x: Any) -> Any:
     """InfoNCE per speech frame over audio shifts and other windows' aligned audio, plus per window over shifts.
 
     The target is always the zero shift: the aligned audio of the frame's own clip.
@@ -143,7 +142,7 @@ def sync_loss(model: Any, x: Any, mask: Any) -> Any:
     import torch
     import torch.nn.functional as F
 
-    v, a = model.split(x)
+    v, a, mask = model.split(x)
     ev, ea = model.embed_video(v), model.embed_audio(a)
     m, t = model.max_offset, ev.shape[2]
     scale = model.temperature.clamp(1.0, 100.0)
@@ -156,6 +155,6 @@ def sync_loss(model: Any, x: Any, mask: Any) -> Any:
     target = torch.full((len(x), t), m, dtype=torch.long, device=x.device)
     frame_ce = F.cross_entropy(logits, target, reduction="none")
     frame_loss = (frame_ce * mask).sum() / mask.sum().clamp(min=1.0)
-    curve = (sims * mask[:, None]).sum(2) / mask.sum(1, keepdim=True).clamp(min=1.0)
+    curve = model.weighted_curve(sims, mask)
     window_loss = F.cross_entropy(curve * scale, target[:, 0])
     return frame_loss + window_loss

@@ -1,0 +1,253 @@
+"""lip_sync: preprocessing, audio shifts, the sync network, training steps and the shipped weights."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from media_factory import speechlike, write_video
+
+import forensics
+from forensics.detectors.base import Detector
+from forensics.detectors.lip_sync import (
+    frame_energy_db,
+    lagged_correlation,
+    log_mel,
+    mouth_crop,
+    mouth_opening,
+    pack_unit,
+    speech_frames,
+    window_starts,
+)
+from forensics.nn.lip_sync import LipSyncNet
+from forensics.train.lip_sync_data import SyncClip, augment_clip, sample_batch, shift_mel, speech_windows, sync_loss
+
+PREP = {
+    "fps": 25, "mouth_height": 32, "mouth_width": 64, "mouth_scale": 1.8, "mouth_shift": 0.1,
+    "sample_rate": 16000, "n_fft": 400, "n_mels": 40, "fmin": 60.0, "fmax": 7600.0, "mel_per_frame": 4,
+    "mel_floor": 1e-6, "window_frames": 25, "hop_frames": 12, "max_offset_frames": 15,
+    "vad_floor_db": -50.0, "vad_margin_db": 10.0, "vad_min_fraction": 0.3,
+}  # fmt: skip
+TINY = {
+    "frames": 25,
+    "height": 32,
+    "width": 64,
+    "n_mels": 40,
+    "mel_per_frame": 4,
+    "max_offset": 15,
+    "channels": 4,
+    "hidden": 16,
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Small networks run fastest single-threaded on a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _landmarks(cx: float = 100, cy: float = 100, d: float = 40) -> np.ndarray:
+    """Eyes at y = cy - d, mouth corners at y = cy (5 x 2, MTCNN order)."""
+    return np.array([[cx - 20, cy - d], [cx + 20, cy - d], [cx, cy - d / 2], [cx - 15, cy], [cx + 15, cy]], np.float32)
+
+
+def test_mouth_crop_is_centred_on_the_mouth() -> None:
+    img = np.full((200, 200, 3), 200, np.uint8)
+    cv2.ellipse(img, (100, 104), (14, 6), 0, 0, 360, (10, 10, 10), -1)  # a dark open mouth
+    crop = mouth_crop(img, _landmarks(), PREP)
+    assert crop.shape == (32, 64) and crop.dtype == np.uint8
+    assert crop[12:20, 28:36].mean() < 50 and crop[:4].mean() > 150 and crop[:, :6].mean() > 150
+    opening = mouth_opening(np.stack([crop, mouth_crop(np.full_like(img, 200), _landmarks(), PREP)]))
+    assert opening[0] > opening[1]
+
+
+def test_mouth_crop_levels_a_tilted_face() -> None:
+    img = np.full((200, 200, 3), 200, np.uint8)
+    cv2.ellipse(img, (100, 104), (14, 6), 0, 0, 360, (10, 10, 10), -1)
+    rot = cv2.getRotationMatrix2D((100, 100), 20, 1.0)
+    tilted = cv2.warpAffine(img, rot, (200, 200), borderValue=(200, 200, 200))
+    lm = np.c_[_landmarks(), np.ones(5)] @ rot.T
+    a, b = mouth_crop(img, _landmarks(), PREP).astype(float), mouth_crop(tilted, lm, PREP).astype(float)
+    assert np.abs(a - b).mean() < 12
+
+
+def test_log_mel_and_energy_share_the_video_clock() -> None:
+    wav = speechlike(2.0)
+    mel = log_mel(wav, PREP)
+    assert mel.shape == (40, 2 * 100 + 1) and mel.dtype == np.float32 and np.isfinite(mel).all()
+    assert frame_energy_db(wav, PREP).shape == (50,)
+
+
+def test_voice_activity_separates_speech_from_tone_and_silence() -> None:
+    t = np.arange(32000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    assert not speech_frames(frame_energy_db(tone, PREP), PREP).any()
+    assert not speech_frames(frame_energy_db(np.zeros(32000, np.float32), PREP), PREP).any()
+    assert 0.2 < speech_frames(frame_energy_db(speechlike(2.0), PREP), PREP).mean() < 1.0
+
+
+def test_pack_unit_layout_and_padding() -> None:
+    model = LipSyncNet(**TINY)
+    crops = np.random.default_rng(0).integers(0, 255, (25, 32, 64), dtype=np.uint8)
+    mel = log_mel(speechlike(2.0), PREP)
+    speech = np.zeros(50, bool)
+    speech[10:40] = True
+    x = pack_unit(crops, mel, speech, 0, PREP)  # audio before t=0 is padded
+    assert x.shape == (model.input_size,) and x.dtype == np.float32
+    v, a, w = model.split(torch.from_numpy(x[None]))
+    assert v.shape == (1, 25, 32, 64) and a.shape == (1, 40, 220)
+    assert w[0].tolist() == [0.0] * 10 + [1.0] * 15
+    assert pack_unit(crops, mel, speech, 40, PREP)[-25:].sum() == 0  # past the audio: no speech
+    assert abs(float(v.mean())) < 1e-3 and abs(float(v.std()) - 1) < 1e-2
+    assert float(a[0, :, :60].std()) < 1e-3  # the 15 padded frames are the constant floor
+
+
+def test_shift_mel_delays_audio() -> None:
+    mel = np.arange(300, dtype=np.float32)[None].repeat(2, 0)
+    late = shift_mel(mel, 0.2, PREP)
+    assert late[0, 20] == 0 and late[0, 120] == 100 and late[0, 0] == np.float32(np.log(1e-6))
+    assert shift_mel(mel, -0.2, PREP)[0, 0] == 20
+
+
+def test_lagged_correlation_finds_the_lag() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(60)
+    x = y[10 + 3 : 10 + 3 + 40]  # x[t] == y[t + 3 + 10]: lag +3 with max_lag 10
+    corr = lagged_correlation(x, y, 10)
+    assert corr.shape == (21,) and int(np.argmax(corr)) - 10 == 3 and corr.max() > 0.99
+
+
+def test_window_starts_cover_the_run() -> None:
+    assert window_starts(20, PREP) == []
+    assert window_starts(25, PREP) == [0]
+    assert window_starts(50, PREP) == [0, 12, 24, 25]
+
+
+def _synthetic_clip(seed: int, n: int = 100) -> SyncClip:
+    """A mouth that opens with the loudness of a syllabic noise signal: in sync by construction."""
+    rng = np.random.default_rng(seed)
+    env = np.clip(np.sin(2 * np.pi * rng.uniform(2, 5) * np.arange(n) / 25 + rng.uniform(0, 6)), 0, None)
+    env *= rng.uniform(0.3, 1.0, n).repeat(1)[:n] ** 0.2
+    crops = np.full((n, 32, 64), 180, np.uint8)
+    for i, e in enumerate(env):
+        cv2.ellipse(crops[i], (32, 16), (16, max(1, int(12 * e))), 0, 0, 360, 30, -1)
+    wav = rng.standard_normal(n * 640).astype(np.float32) * np.repeat(0.01 + env, 640).astype(np.float32) * 0.3
+    return SyncClip(f"syn{seed}", 0, crops, log_mel(wav, PREP), speech_frames(frame_energy_db(wav, PREP), PREP))
+
+
+def test_training_steps_reduce_the_sync_loss() -> None:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    clips = [_synthetic_clip(s) for s in range(3)]
+    starts = [speech_windows(c, PREP) for c in clips]
+    assert all(starts)
+    model = LipSyncNet(**TINY)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x = torch.from_numpy(sample_batch(clips, starts, 6, PREP, rng))
+    losses = []
+    for _ in range(25):
+        loss = sync_loss(model, x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert np.isfinite(losses).all() and np.mean(losses[-3:]) < 0.8 * losses[0]
+    model.eval()
+    with torch.inference_mode():
+        curve, logit = model.sync_curve(x), model(x)
+    assert curve.shape == (6, 31) and logit.shape == (6,)
+    assert int(curve.mean(0).argmax()) == 15  # the aligned shift wins after training on aligned pairs
+
+
+def test_augment_clip_keeps_shape_and_range() -> None:
+    crops = np.random.default_rng(1).integers(0, 255, (25, 32, 64), dtype=np.uint8)
+    out = augment_clip(crops, np.random.default_rng(2))
+    assert out.shape == crops.shape and out.min() >= 0 and out.max() <= 255
+
+
+# -- the shipped weights on generated media ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return forensics.create_detector("lip_sync")
+
+
+def test_shipped_weights_load(detector: Detector) -> None:
+    card = detector.card
+    assert card["detector"] == "lip_sync" and card["architecture"]["name"] == "LipSyncNet"
+    assert detector.model.input_size == card["architecture"]["args"]["frames"] * (32 * 64 + 1) + 40 * 220
+    assert all(p.dtype == torch.float32 for p in detector.model.parameters())
+    cal = card["calibration"]
+    assert cal["temperature"] > 0 and 0 < cal["threshold"] < 1 and cal["aggregation"] == detector.aggregation_name
+
+
+def test_scores_a_talking_video(detector: Detector, tmp_path: Path) -> None:
+    res = detector.detect(write_video(tmp_path / "talk.mp4", seconds=3.0, audio="speech"))
+    assert res.status == "ok", res.reason
+    assert 0 <= res.score <= 1 and res.segments
+    assert all(s.end - s.start == pytest.approx(1.0) and s.box is not None for s in res.segments)
+    w = res.evidence["windows"]
+    assert len(w) == len(res.segments) and all(abs(x["offset_s"]) <= 0.6 for x in w)
+    assert all(-1 <= x["mouth_audio_corr"] <= 1 for x in w)
+    assert res.evidence["tracks"][0]["windows"] == len(w)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"), [(None, "no audio"), ("tone", "no speech"), ("silence", "no speech")]
+)  # fmt: skip
+def test_skips_without_speech(detector: Detector, tmp_path: Path, kind: str | None, reason: str) -> None:
+    res = detector.detect(write_video(tmp_path / "v.mp4", seconds=1.5, audio=kind))
+    assert res.status == "skipped" and reason in res.reason and res.score is None
+
+
+def test_skips_without_a_face(detector: Detector, tmp_path: Path) -> None:
+    frames = [np.full((240, 320, 3), 90 + i, np.uint8) for i in range(50)]
+    res = detector.detect(write_video(tmp_path / "wall.mp4", frames, audio="speech"))
+    assert res.status == "skipped" and "no face" in res.reason
+
+
+def test_skips_a_tiny_face(detector: Detector, tmp_path: Path) -> None:
+    from media_factory import face_photo
+
+    small = cv2.resize(face_photo()[0:400, 56:456], (70, 70), interpolation=cv2.INTER_AREA)
+    frames = []
+    for _ in range(40):
+        canvas = np.full((240, 320, 3), 128, np.uint8)
+        canvas[80:150, 120:190] = small
+        frames.append(canvas)
+    res = detector.detect(write_video(tmp_path / "small.mp4", frames, audio="speech"))
+    assert res.status == "skipped" and ("too small" in res.reason or "no face" in res.reason)
+
+
+def test_skips_images(detector: Detector, media_dir: Path) -> None:
+    assert detector.detect(media_dir / "face.jpg").status == "skipped"
+
+
+@pytest.mark.data
+def test_real_clip_shift_raises_the_score(detector: Detector, shared_data: Path) -> None:
+    """A held-out LRS2 clip: its own audio scores lower than the same audio delayed by 0.4 s."""
+    from forensics.media import open_media
+    from forensics.train.lip_sync_data import make_clip
+
+    path = shared_data / "real_video" / "smeetrs__deep_avsr__audio__demo__00019.mp4"
+    prep = detector.preprocessing
+    clip = make_clip(open_media(path), prep, "val", detector.face_detector())
+    assert clip is not None
+    wf = prep["window_frames"]
+    starts = speech_windows(clip, prep)
+    rows = {
+        s: np.stack([pack_unit(clip.crops[i : i + wf], mel, clip.speech, clip.first + i, prep) for i in starts])
+        for s, mel in ((0.0, clip.mel), (0.4, shift_mel(clip.mel, 0.4, prep)))
+    }
+    aligned, shifted = detector.forward(rows[0.0]), detector.forward(rows[0.4])
+    assert np.mean(shifted) > np.mean(aligned)
+    offsets = (detector.sync_curves(rows[0.4]).argmax(1) - prep["max_offset_frames"]) / prep["fps"]
+    assert np.mean(np.abs(offsets - 0.4) <= 0.08) > 0.5
