@@ -53,6 +53,34 @@ def reencode(src: Path, dst: Path, *, crf: int, scale: float, seconds: float | N
     return dst
 
 
+def is_video(path: Path) -> bool:
+    from forensics.errors import MediaError
+    from forensics.media import open_media
+
+    try:
+        info = open_media(path).info
+    except MediaError:
+        return False
+    return info.kind == "video" and not info.animated
+
+
+def trim(src: Path, dst: Path, *, seconds: float) -> Path:
+    """The first ``seconds`` of the video stream, packets copied (no re-encoding)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vs = inp.streams.video[0]
+        ov = out.add_stream_from_template(vs)
+        for pkt in inp.demux(vs):
+            if pkt.dts is None:
+                continue
+            if pkt.pts is not None and float(pkt.pts * vs.time_base) > seconds:
+                break
+            pkt.stream = ov
+            out.mux(pkt)
+    return dst
+
+
 def shared_rows() -> list[tuple[Path, int, str]]:
     import train_face_swap as tfs
 
@@ -111,7 +139,7 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="weights name or path (default: face_swap.sbi_v1)")
     ap.add_argument("--csv", type=Path, help="path,label[,source] rows instead of the shared validation split")
     ap.add_argument("--reencode", nargs="*", default=[], choices=[k for k in VARIANTS if k != "orig"])
-    ap.add_argument("--seconds", type=float, default=None, help="re-encode only the first N seconds")
+    ap.add_argument("--seconds", type=float, default=None, help="score only the first N seconds of each video")
     ap.add_argument("--json", type=Path, help="write all metrics here")
     args = ap.parse_args()
 
@@ -131,7 +159,11 @@ def main() -> None:
             results = []
             for i, (path, label, source) in enumerate(rows):
                 p = path
-                if VARIANTS[variant] is not None:
+                if not is_video(path):  # images are scored as they are in every variant
+                    pass
+                elif VARIANTS[variant] is None and args.seconds is not None:
+                    p = trim(path, Path(tmp) / f"{i}_orig{path.suffix}", seconds=args.seconds)
+                elif VARIANTS[variant] is not None:
                     crf, scale = VARIANTS[variant]
                     p = reencode(path, Path(tmp) / f"{i}_{variant}.mp4", crf=crf, scale=scale, seconds=args.seconds)
                 res = det.detect(p)
@@ -151,6 +183,7 @@ def main() -> None:
                 {k: r[k] for k in ("path", "label", "source", "status", "score")} for r in results
             ]
     if args.json:
+        all_metrics["command"] = "python scripts/eval_face_swap.py " + " ".join(sys.argv[1:])
         args.json.write_text(json.dumps(all_metrics, indent=1, default=float))
 
 

@@ -43,3 +43,4 @@ def create_detector(name: str, weights: str | None = None, **kwargs: Any) -> Any
 register("synthetic_speech", "forensics.detectors.synthetic_speech:SyntheticSpeech")
 register("gan_fingerprint", "forensics.detectors.gan_fingerprint:GanFingerprint")
 register("lip_sync", "forensics.detectors.lip_sync:LipSyncDetector")
+register("face_swap", "forensics.detectors.face_swap:FaceSwapDetector")

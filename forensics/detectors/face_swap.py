@@ -112,6 +112,31 @@ class FaceSwapDetector(Detector):
         )
         return {"tracks": tracks, "suspicious_track": tracks[0]["track"] if tracks else None}
 
+    def explain(self, media: Any, segment: Any) -> np.ndarray | None:
+        """Grad-CAM of ``segment``'s face mapped back onto the frame, cut to its box (None if not found)."""
+        if segment.box is None or segment.frame is None:
+            return None
+        pre = self.preprocessing
+        fps = float(pre["sample_fps"])
+        face = next(
+            (
+                f
+                for tr in media.faces(fps=fps)
+                for f in tr.faces
+                if f.frame == segment.frame and np.allclose(f.box, segment.box, atol=0.5)
+            ),
+            None,
+        )
+        if face is None:
+            return None
+        image = next(f.image for f in media.frames(fps=fps) if f.index == face.frame)
+        cam = self.heatmap(face_crop(image, face, pre)[0])
+        x1, y1 = int(np.floor(face.box[0])), int(np.floor(face.box[1]))
+        w, h = max(1, int(np.ceil(face.box[2])) - x1), max(1, int(np.ceil(face.box[3])) - y1)
+        m = crop_matrix(face, size=int(pre["size"]), margin=float(pre["margin"]))
+        m[:, 2] += m[:, :2] @ np.array([x1, y1], np.float64)  # box-local pixels -> crop pixels
+        return cv2.warpAffine(cam, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP).clip(0, 1)
+
     def heatmap(self, crop_or_unit_x: np.ndarray) -> np.ndarray:
         """Grad-CAM of the fake logit on one face: H x W float in [0, 1] (1 = drove the score up).
 
