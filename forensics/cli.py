@@ -98,7 +98,8 @@ def _summary(results: Path, con: Any, top: int = 10) -> None:
         con.print("no files scanned")
         return
     files = df.drop_duplicates("path")
-    t = Table(title=f"{len(files)} files in {results}")
+    con.print(f"{len(files)} files in {results}")
+    t = Table(title="verdicts")
     t.add_column("verdict")
     t.add_column("files", justify="right")
     for verdict, n in files["verdict"].value_counts().items():
