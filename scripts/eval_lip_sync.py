@@ -42,7 +42,7 @@ def main() -> None:
     win: dict[str, list] = {"det": [], "err": [], "flag_shift": [], "flag0": [], "off0": []}
     files: dict[str, list] = {"score": [], "label": []}
     for name in held_out:
-        path = next((args.data / "real_video").glob(f"{name}.*"))
+        path = next((args.data / "real_video").glob(f"{name.removeprefix('real__')}.*"))
         media = open_media(path)
         wav = media.audio(sr)
         for shift in (0.0, *SHIFTS):

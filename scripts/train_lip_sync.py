@@ -27,7 +27,7 @@ from forensics.media import open_media
 from forensics.media.faces import MTCNNDetector
 from forensics.nn.lip_sync import LipSyncNet
 from forensics.train.calibration import calibration_record, fit_temperature
-from forensics.train.lip_sync_data import SyncClip, make_clip, sample_batch, shift_mel, speech_windows, sync_loss
+from forensics.train.lip_sync_data import SyncClip, make_clip, sample_batch, shift_clip, speech_windows, sync_loss
 from forensics.train.metrics import summarize
 from forensics.weights import save_weights
 
@@ -91,12 +91,12 @@ def curves_for(model: LipSyncNet, clip: SyncClip, shift: float) -> tuple[np.ndar
     """Sync curves and logits of every speech window of a clip with its audio shifted by ``shift`` s."""
     from forensics.detectors.lip_sync import pack_unit
 
-    mel = shift_mel(clip.mel, shift, PREP) if shift else clip.mel
+    clip = shift_clip(clip, shift, PREP) if shift else clip
     wf = PREP["window_frames"]
     starts = speech_windows(clip, PREP)
     if not starts:
         return np.zeros((0, 2 * ARCH["max_offset"] + 1)), np.zeros(0)
-    xs = np.stack([pack_unit(clip.crops[s : s + wf], mel, clip.speech, clip.first + s, PREP) for s in starts])
+    xs = np.stack([pack_unit(clip.crops[s : s + wf], clip.mel, clip.speech, clip.first + s, PREP) for s in starts])
     with torch.inference_mode():
         curve = model.sync_curve(torch.from_numpy(xs))
         return curve.numpy(), model.logit_from_curve(curve).numpy()
@@ -141,7 +141,7 @@ def shift_metrics(model: LipSyncNet, clips: list[SyncClip]) -> tuple[dict, dict]
 def train(args: argparse.Namespace, train_clips: list[SyncClip], val_clips: list[SyncClip]) -> tuple[LipSyncNet, dict]:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = LipSyncNet(**ARCH)
+    model = LipSyncNet(**args.arch)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
     ckpt, best_path = args.work / f"ckpt_{args.tag}.pt", args.work / f"best_{args.tag}.pt"
     step, spent, best = 0, 0.0, -1.0
@@ -164,7 +164,9 @@ def train(args: argparse.Namespace, train_clips: list[SyncClip], val_clips: list
         for g in opt.param_groups:
             g["lr"] = lr
         model.train()
-        loss = sync_loss(model, torch.from_numpy(sample_batch(train_clips, starts, args.batch, PREP, rng)))
+        loss = sync_loss(
+            model, torch.from_numpy(sample_batch(train_clips, starts, args.batch, PREP, rng, args.stretch))
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -253,11 +255,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=24)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--wd", type=float, default=1e-2)
+    ap.add_argument("--stretch", type=float, default=0.0, help="joint speed augmentation: max relative change")
+    ap.add_argument("--dropout", type=float, default=ARCH["dropout"])
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tag", default="sync_v1")
     ap.add_argument("--prep-only", action="store_true")
     args = ap.parse_args()
+    args.arch = ARCH | {"dropout": args.dropout}
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -295,7 +300,7 @@ def main() -> None:
     card = {
         "name": f"lip_sync.{args.tag}",
         "detector": "lip_sync",
-        "architecture": {"name": "LipSyncNet", "args": ARCH},
+        "architecture": {"name": "LipSyncNet", "args": args.arch},
         "preprocessing": PREP,
         "calibration": cal,
         "training_data": {
@@ -312,13 +317,18 @@ def main() -> None:
             "held_out_shifted_audio": met | {"shifts_s": list(SHIFTS), "data": f"{len(val_clips)} held-out clips"},
             "hyperlips_fake_vs_real_inputs": hyper
             | {"data": "fake_video/semchan__HyperLips__result__* vs real_video/semchan__HyperLips__test__video*"},
-            "command": "python scripts/train_lip_sync.py " + f"--minutes {args.minutes:g} --batch {args.batch}",
+            "command": "python scripts/train_lip_sync.py "
+            + f"--minutes {args.minutes:g} --batch {args.batch} --stretch {args.stretch:g} --dropout {args.dropout:g}",
             "note": "window-level numbers from cached features (same functions as the detector); "
             "scripts/eval_lip_sync.py re-measures through the full detector",
         },
         "licence": "code Apache-2.0; weights research-only (trained on research-only data)",
         "recipe": recipe
-        | {"optimiser": f"AdamW lr {args.lr} wd {args.wd}, warmup 100 steps, linear decay", "batch": args.batch},
+        | {
+            "optimiser": f"AdamW lr {args.lr} wd {args.wd}, warmup 100 steps, linear decay",
+            "batch": args.batch,
+            "speed_augmentation": args.stretch,
+        },
     }
     path = save_weights(sd, card, ROOT / "models")
     path.with_suffix(".md").write_text(human_card(card))

@@ -146,12 +146,12 @@ def speech_frames(energy_db: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
 
 
 def pack_unit(crops: np.ndarray, mel: np.ndarray, speech: np.ndarray, first: int, prep: dict[str, Any]) -> np.ndarray:
-    """One network row: the standardised mouth clip, the standardised log-mel around it, speech flags.
+    """One network row: the standardised mouth clip, the standardised log-mel around it, its speech flags.
 
     ``crops`` are the window's ``window_frames`` mouth crops starting at clock frame ``first``;
     ``mel`` is the whole file's :func:`log_mel` and ``speech`` its :func:`speech_frames`. The audio
-    slice spans the window widened by ``max_offset_frames`` on each side, padded with the mel
-    floor beyond the file.
+    slice and its speech flags span the window widened by ``max_offset_frames`` on each side,
+    padded with the mel floor (and no speech) beyond the file.
     """
     k, m, wf = int(prep["mel_per_frame"]), int(prep["max_offset_frames"]), int(prep["window_frames"])
     clip = crops.astype(np.float32)
@@ -162,9 +162,10 @@ def pack_unit(crops: np.ndarray, mel: np.ndarray, speech: np.ndarray, first: int
     if hi > lo:
         seg[:, lo - a0 : hi - a0] = mel[:, lo:hi]
     seg = (seg - seg.mean()) / (seg.std() + 1e-3)
-    act = np.zeros(wf, np.float32)
-    flags = speech[first : first + wf]
-    act[: len(flags)] = flags
+    act = np.zeros(wf + 2 * m, np.float32)
+    lo, hi = max(first - m, 0), min(first + wf + m, len(speech))
+    if hi > lo:
+        act[lo - first + m : hi - first + m] = speech[lo:hi]
     return np.concatenate([clip.ravel(), seg.ravel(), act]).astype(np.float32)
 
 

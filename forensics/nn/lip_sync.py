@@ -2,10 +2,10 @@
 
 One input row packs a grey mouth clip of ``frames`` frames (``height`` x ``width``), a log-mel
 window of ``n_mels`` x ``(frames + 2 * max_offset) * mel_per_frame`` (the audio covers the clip
-plus ``max_offset`` video frames on each side) and ``frames`` voice-activity weights. Both streams
-are embedded at the video frame rate; the cosine similarity of the clip with the audio shifted by
-``d`` frames, averaged over the clip's speech frames, is computed for every ``d`` in
-``[-max_offset, max_offset]``. The logit is
+plus ``max_offset`` video frames on each side) and the audio's voice-activity flags on the same
+span. Both streams are embedded at the video frame rate; the cosine similarity of the clip with
+the audio shifted by ``d`` frames, averaged over the frames where that shifted audio is speech,
+is computed for every ``d`` in ``[-max_offset, max_offset]``. The logit is
 ``logit_scale * (median(sims[|d| >= 3]) - sims[d=0])``: how far the zero-offset similarity falls
 below that of clearly shifted audio, so higher means less in sync (more fake).
 """
@@ -72,10 +72,10 @@ class LipSyncNet(nn.Module):
 
     @property
     def input_size(self) -> int:
-        return self.video_size + self.n_mels * self.audio_frames + self.frames
+        return self.video_size + self.n_mels * self.audio_frames + self.frames + 2 * self.max_offset
 
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Packed rows -> (mouth clips ``B x T x H x W``, log-mels ``B x n_mels x A``, speech weights ``B x T``)."""
+        """Packed rows -> (mouth clips ``B x T x H x W``, log-mels ``B x n_mels x A``, speech ``B x (T + 2m)``)."""
         na = self.n_mels * self.audio_frames
         v = x[:, : self.video_size].reshape(-1, self.frames, self.height, self.width)
         a = x[:, self.video_size : self.video_size + na].reshape(-1, self.n_mels, self.audio_frames)
@@ -96,11 +96,11 @@ class LipSyncNet(nn.Module):
         t, m = ev.shape[2], self.max_offset
         return torch.stack([(ev * ea[:, :, m + d : m + d + t]).sum(1) for d in range(-m, m + 1)], dim=1)
 
-    @staticmethod
-    def weighted_curve(sims: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """Average ``B x S x T`` per-frame similarities over frames with weights ``B x T``."""
-        w = w + 1e-3  # a window without speech weights falls back to a plain mean
-        return (sims * w[:, None]).sum(2) / w.sum(1, keepdim=True)
+    def weighted_curve(self, sims: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
+        """Mean of ``B x S x T`` per-frame similarities, per shift over the frames whose shifted audio is speech."""
+        t, m = sims.shape[2], self.max_offset
+        w = torch.stack([speech[:, m + d : m + d + t] for d in range(-m, m + 1)], dim=1) + 1e-3  # no speech: plain mean
+        return (sims * w).sum(2) / w.sum(2)
 
     def sync_curve(self, x: torch.Tensor) -> torch.Tensor:
         """Speech-weighted similarity of the clip with the audio at each shift: ``B x (2 * max_offset + 1)``."""

@@ -79,6 +79,17 @@ def shift_wav(wav: np.ndarray, seconds: float, sr: int) -> np.ndarray:
     return out
 
 
+def shift_clip(clip: SyncClip, seconds: float, prep: dict[str, Any]) -> SyncClip:
+    """The clip with its audio (log-mel and voice activity) delayed by ``seconds``, as a re-muxed file would be."""
+    frames = round(seconds * float(prep["fps"]))
+    speech = np.zeros_like(clip.speech)
+    if frames >= 0:
+        speech[frames:] = clip.speech[: len(speech) - frames]
+    else:
+        speech[:frames] = clip.speech[-frames:]
+    return SyncClip(clip.name, clip.first, clip.crops, shift_mel(clip.mel, seconds, prep), speech)
+
+
 def speech_windows(clip: SyncClip, prep: dict[str, Any], hop: int | None = None) -> list[int]:
     """Window starts (indices into ``clip.crops``; every ``hop`` frames, default the card's) with speech."""
     wf = int(prep["window_frames"])
@@ -88,6 +99,17 @@ def speech_windows(clip: SyncClip, prep: dict[str, Any], hop: int | None = None)
         if act.size and act.mean() >= float(prep["vad_min_fraction"]):
             out.append(s)
     return out
+
+
+def stretch_clip(clip: SyncClip, rate: float) -> SyncClip:
+    """Play a clip ``rate`` times faster, video and audio together (nearest frames, interpolated mel columns)."""
+    n = max(1, int(len(clip.crops) / rate))
+    crops = clip.crops[np.minimum((np.arange(n) * rate).astype(int), len(clip.crops) - 1)]
+    cols = np.arange(int(clip.mel.shape[1] / rate)) * rate
+    src = np.arange(clip.mel.shape[1])
+    mel = np.stack([np.interp(cols, src, band) for band in clip.mel]).astype(np.float32)
+    speech = clip.speech[np.minimum((np.arange(int(len(clip.speech) / rate)) * rate).astype(int), len(clip.speech) - 1)]
+    return SyncClip(clip.name, round(clip.first / rate), crops, mel, speech)
 
 
 def augment_clip(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -119,15 +141,26 @@ def augment_mel(mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_batch(
-    clips: list[SyncClip], starts: list[list[int]], batch: int, prep: dict[str, Any], rng: np.random.Generator
+    clips: list[SyncClip],
+    starts: list[list[int]],
+    batch: int,
+    prep: dict[str, Any],
+    rng: np.random.Generator,
+    stretch: float = 0.0,
 ) -> np.ndarray:
-    """Packed rows of random speech windows (augmented)."""
+    """Packed rows of random speech windows, augmented (``stretch`` > 0: random joint speed change up to that)."""
     wf = int(prep["window_frames"])
     weights = np.array([len(s) for s in starts], np.float64)
     xs = []
     for ci in rng.choice(len(clips), size=batch, p=weights / weights.sum()):
         c = clips[ci]
         s = int(rng.choice(starts[ci]))
+        if stretch > 0 and rng.random() < 0.5:
+            rate = float(rng.uniform(1 - stretch, 1 + stretch))
+            c = stretch_clip(c, rate)
+            s = min(round(s / rate), len(c.crops) - wf)
+            if s < 0:
+                c, s = clips[ci], int(rng.choice(starts[ci]))
         f0 = c.first + s
         crops = augment_clip(c.crops[s : s + wf], rng)
         xs.append(pack_unit(crops, augment_mel(c.mel, rng), c.speech, f0, prep))
@@ -135,14 +168,14 @@ def sample_batch(
 
 
 def sync_loss(model: Any, x: Any) -> Any:
-    """InfoNCE per speech frame over audio shifts and other windows' aligned audio, plus per window over shifts.
+    """InfoNCE per frame (speech frames weighted up) over audio shifts and other windows' audio, plus per window.
 
     The target is always the zero shift: the aligned audio of the frame's own clip.
     """
     import torch
     import torch.nn.functional as F
 
-    v, a, mask = model.split(x)
+    v, a, speech = model.split(x)
     ev, ea = model.embed_video(v), model.embed_audio(a)
     m, t = model.max_offset, ev.shape[2]
     scale = model.temperature.clamp(1.0, 100.0)
@@ -154,7 +187,8 @@ def sync_loss(model: Any, x: Any) -> Any:
     logits = torch.cat([sims, cross], 1) * scale  # B x (2m+1+B) x T
     target = torch.full((len(x), t), m, dtype=torch.long, device=x.device)
     frame_ce = F.cross_entropy(logits, target, reduction="none")
-    frame_loss = (frame_ce * mask).sum() / mask.sum().clamp(min=1.0)
-    curve = model.weighted_curve(sims, mask)
+    mask = 0.25 + 0.75 * speech[:, m : m + t]  # silent frames count too (closed mouth <-> silence), less
+    frame_loss = (frame_ce * mask).sum() / mask.sum()
+    curve = model.weighted_curve(sims, speech)
     window_loss = F.cross_entropy(curve * scale, target[:, 0])
     return frame_loss + window_loss
