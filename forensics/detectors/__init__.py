@@ -40,7 +40,7 @@ def create_detector(name: str, weights: str | None = None, **kwargs: Any) -> Any
 
 
 # Registration lines: one per detector family.
-register("synthetic_speech", "forensics.detectors.synthetic_speech:SyntheticSpeech")
+register("face_swap", "forensics.detectors.face_swap:FaceSwapDetector")
 register("gan_fingerprint", "forensics.detectors.gan_fingerprint:GanFingerprint")
 register("lip_sync", "forensics.detectors.lip_sync:LipSyncDetector")
-register("face_swap", "forensics.detectors.face_swap:FaceSwapDetector")
+register("synthetic_speech", "forensics.detectors.synthetic_speech:SyntheticSpeech")
