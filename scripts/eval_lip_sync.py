@@ -5,7 +5,7 @@
    offset error <= 0.08 s, and how many aligned windows are flagged (score >= threshold).
 2. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
 
-    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v1]
+    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v3]
 """
 
 from __future__ import annotations

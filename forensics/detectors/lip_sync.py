@@ -7,7 +7,8 @@ clip plus the log-mel of the window widened by ``max_offset_frames`` on each sid
 float32 row (sizes in the card's architecture args; :class:`forensics.nn.lip_sync.LipSyncNet`
 splits it). The network's sync curve (similarity per audio shift) gives the logit (zero-offset
 similarity below that of clearly shifted audio = out of sync), the estimated offset (its argmax; positive
-= the audio lags the video) and the confidence (max minus median).
+= the audio lags the video) and the confidence (max minus median); windows over the threshold are
+merged into ``desync_spans`` per track.
 
 A training-free cue rides along in the evidence: the correlation between mouth opening
 (darkness of the lip gap in the crop) and the speech envelope, at zero lag and at its best lag.
@@ -25,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from forensics.detectors.base import Detector, DetectorSpec, Unit
+from forensics.detectors.base import Detector, DetectorSpec, Unit, calibrate
 from forensics.errors import MediaError, SkipDetection
 
 # -- preprocessing shared by scanning and training -----------------------------------------
@@ -211,7 +212,7 @@ class LipSyncDetector(Detector):
         name="lip_sync",
         kinds=("video",),
         unit="av_window",
-        default_weights="sync_v1",
+        default_weights="sync_v3",
         aggregation="mean",
         window_s=1.0,
         hop_s=0.5,
@@ -322,4 +323,18 @@ class LipSyncDetector(Detector):
                     "mouth_audio_corr": round(float(corr.mean()), 3),
                 }
             )  # fmt: skip
-        return {"offset_sign": "positive = audio lags video", "tracks": tracks, "windows": windows}
+        flagged = calibrate(logits, self.calibration) >= self.threshold
+        spans: list[list[float]] = []
+        for u, f in sorted(zip(units, flagged, strict=True), key=lambda p: (p[0].track, p[0].start)):
+            if not f:
+                continue
+            if spans and spans[-1][2] == u.track and u.start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], u.end)
+            else:
+                spans.append([u.start, u.end, u.track])
+        return {
+            "offset_sign": "positive = audio lags video",
+            "tracks": tracks,
+            "windows": windows,
+            "desync_spans": [{"start": round(a, 3), "end": round(b, 3), "track": t} for a, b, t in spans],
+        }
