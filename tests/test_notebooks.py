@@ -48,8 +48,9 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         pytest.skip(f"{path.name} needs shipped weights for {', '.join(missing)}")
     monkeypatch.setenv("FORENSICS_HOME", str(tmp_path / "home"))  # the notebooks set their own; belt and braces
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # 600 s per cell: the longest cell (03's fine-tuning) took 276 s on 2 cores shared with four training jobs.
     client = NotebookClient(
-        nb, timeout=300, startup_timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb, timeout=600, startup_timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     client.execute()  # raises CellExecutionError with the cell and traceback on the first failing cell
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
