@@ -22,7 +22,13 @@ from forensics.detectors.gan_fingerprint import (
 from forensics.errors import ForensicsError, SkipDetection
 from forensics.nn.gan_fingerprint import ResidualFingerprintNet, laplacian_residual, npr_residual
 from forensics.train import gan_fingerprint_data as gd
-from forensics.train.upsampling import RandomUpsamplingDecoder, jpeg_roundtrip, normalise, upsampling_trace
+from forensics.train.upsampling import (
+    RandomUpsamplingDecoder,
+    jpeg_roundtrip,
+    normalise,
+    plain_resample,
+    upsampling_trace,
+)
 
 
 # -- preprocessing ----------------------------------------------------------------------------
@@ -88,6 +94,17 @@ def test_upsampling_trace_is_a_periodic_fake_of_the_input() -> None:
     plain = cv2.resize(low, (w, h), interpolation=cv2.INTER_LINEAR).astype(float)
     stds = [np.std(upsampling_trace(img, np.random.default_rng(s)).astype(float) - plain) for s in range(8)]
     assert np.median(stds) > 1.5
+
+
+def test_plain_resample_is_the_trace_free_blur_twin() -> None:
+    img = face_photo()[100:260, 150:310]
+    out = plain_resample(img, np.random.default_rng(2))
+    assert out.shape == img.shape and out.dtype == np.uint8
+
+    def lap(a: np.ndarray) -> float:
+        return float(np.abs(cv2.Laplacian(a.astype(np.float32), cv2.CV_32F)).mean())
+
+    assert lap(out) < lap(img)  # content lost detail, as in a synthetic fake, but no decoder trace was added
 
 
 def test_normalise_is_label_blind_and_sized() -> None:

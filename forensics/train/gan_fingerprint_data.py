@@ -185,7 +185,7 @@ def build_eval_set(data: Path, out: Path, protocol: str) -> list[tuple[Path, int
 
 
 def evaluate(det: Any, data: Path, work: Path, protocol: str) -> dict[str, dict[str, float]]:
-    """File-level metrics of detector ``det`` overall and per held-out family (each vs all reals).
+    """File-level metrics of detector ``det``: overall, on unseen families only, and per family (vs all reals).
 
     Scores are the detector's calibrated file scores; ``tpr@threshold`` / ``fpr@threshold`` use the
     card's threshold. Files that are skipped or fail are left out and reported as ``n_not_ok``.
@@ -209,6 +209,10 @@ def evaluate(det: Any, data: Path, work: Path, protocol: str) -> dict[str, dict[
             "fpr@threshold": float((s[y == 0] >= thr).mean()),
             "n_not_ok": len(items) - len(s),
         }
+    }
+    unseen = (y == 0) | ~np.isin(f, list(SPLIT_FAMILIES))
+    out["unseen_families"] = summarize(y[unseen], s[unseen]) | {
+        "tpr@threshold": float((s[unseen & (y == 1)] >= thr).mean())
     }
     for fam in sorted(set(f[y == 1])):
         keep = (y == 0) | (f == fam)

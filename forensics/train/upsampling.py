@@ -110,6 +110,19 @@ def upsampling_trace(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
+def plain_resample(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The real counterpart of :func:`upsampling_trace`: the same shrink, then plain interpolation back.
+
+    Labelled real in training, so that the blur of upsampled content is not a fake cue: only the
+    decoder's trace is. Factor 2 (3 in 4) or 4; bilinear, bicubic or Lanczos enlargement.
+    """
+    f = int(rng.choice([2, 2, 2, 4]))
+    h, w = img.shape[0] // f * f, img.shape[1] // f * f
+    low = cv2.resize(np.ascontiguousarray(img[:h, :w]), (w // f, h // f), interpolation=cv2.INTER_AREA)
+    interp = int(rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4]))
+    return cv2.resize(low, (w, h), interpolation=interp)
+
+
 def normalise(
     img: np.ndarray,
     rng: np.random.Generator,
