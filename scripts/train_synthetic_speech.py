@@ -43,6 +43,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEST_REPOS = {"jik876/hifi-gan-demo", "jaywalnut310/vits-demo", "jackaduma/CycleGAN-VC2", "hujinsen/pytorch-StarGAN-VC"}
 VAL_REPOS = {"speechbrain/speechbrain", "pypi:pyannote-audio==4.0.7", "rizkiarm/LipNet", "smeetrs/deep_avsr"}
 AGGREGATION = "top_k_mean"
+VOCODERS_V1 = ("griffin_lim_mel", "griffin_lim_stft", "world", "lpc", "phase_vocoder", "mel_envelope")
 MAX_SECONDS = 60.0  # per source file, so one long interview does not dominate
 LICENCE_NOTE = (
     "research-only: LibriSpeech (CC BY 4.0), VCTK (CC BY 4.0), CMU ARCTIC (free), Free Spoken Digit (CC BY-SA 4.0), "
@@ -174,7 +175,7 @@ def train_lcnn(tr: dict, va: dict, work: Path, args: argparse.Namespace) -> tupl
                                                 last_epoch=state["step"] - 1 if state["step"] else -1)  # fmt: skip
     t0 = time.time() - state["elapsed"]
     crop = args.crop
-    while state["step"] < args.steps:
+    while state["step"] < min(args.steps, args.stop_step):
         b = args.batch // 2
         idx = np.concatenate([rng.choice(idx_real, b), rng.choice(idx_fake, b)])
         off = rng.integers(0, tr["spec"].shape[2] - crop + 1)
@@ -190,7 +191,7 @@ def train_lcnn(tr: dict, va: dict, work: Path, args: argparse.Namespace) -> tupl
         opt.step()
         sched.step()
         state["step"] += 1
-        if state["step"] % args.eval_every == 0 or state["step"] == args.steps:
+        if state["step"] % args.eval_every == 0 or state["step"] == min(args.steps, args.stop_step):
             logits = evaluate_lcnn(model, va["spec"], mean, std)
             m = summarize(va["label"], logits)
             state["elapsed"] = time.time() - t0
@@ -234,7 +235,7 @@ def calibrate_logits(logits: np.ndarray, va: dict, note: str) -> tuple[dict, dic
     return cal, metrics
 
 
-def card(tag: str, arch: dict, pre: dict, cal: dict, val_metrics: dict, recipe: dict, n: dict) -> dict:
+def card(tag: str, arch: dict, pre: dict, cal: dict, val_metrics: dict, recipe: dict, n: dict, vocoders: list) -> dict:
     return {
         "name": f"synthetic_speech.{tag}",
         "detector": "synthetic_speech",
@@ -243,9 +244,7 @@ def card(tag: str, arch: dict, pre: dict, cal: dict, val_metrics: dict, recipe: 
         "calibration": cal,
         "training_data": {
             "train": "../shared/data real_speech + real_video audio (sources other than validation/test) and their "
-            "copy-synthesis fakes ("
-            + ", ".join(available_vocoders())
-            + "), random AAC/Opus/MP3 + noise for both classes",
+            "copy-synthesis fakes (" + ", ".join(vocoders) + "), random AAC/Opus/MP3 + noise for both classes",
             "validation": "speechbrain, pyannote sample, LibriSpeech test-other (Resemblyzer), GRID (LipNet), LRS2 "
             "(deep_avsr) real speech and their copy-synthesis fakes; used for model selection and calibration",
             "test_only": "fake_speech (all) vs real ground truth of hifi-gan-demo, vits-demo, CycleGAN-VC2, StarGAN-VC",
@@ -262,12 +261,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("/tmp/synthetic_speech"))
     ap.add_argument("--out", type=Path, default=Path("models"))
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=2000, help="length of the one-cycle schedule")
+    ap.add_argument("--stop-step", type=int, default=1000, help="stop here (the shipped run stopped at 1000)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--crop", type=int, default=300, help="training crop in frames (windows have 397)")
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--eval-every", type=int, default=250)
-    ap.add_argument("--max-minutes", type=float, default=30.0)
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--max-minutes", type=float, default=60.0, help="safety stop on slow machines")
+    ap.add_argument("--vocoders", nargs="+", default=list(VOCODERS_V1), help="copy-synthesis methods, in rotation")
     ap.add_argument("--gmm-components", type=int, default=32)
     ap.add_argument("--prep-only", action="store_true")
     args = ap.parse_args()
@@ -277,7 +278,10 @@ def main() -> None:
         raise SystemExit(f"needs {DATA}")
 
     t0 = time.time()
-    vocoders = available_vocoders()
+    missing = set(args.vocoders) - set(available_vocoders())
+    if missing:
+        raise SystemExit(f"vocoders not available here: {', '.join(sorted(missing))} (pip install pyworld?)")
+    vocoders = list(args.vocoders)
     rows = sources()
     files = []
     for i, row in enumerate(rows):
@@ -314,7 +318,7 @@ def main() -> None:
               "augmentation": "random time crop, frequency masking; channels at prep time", "log": state["log"],
               "wall_time_s": {"prep": round(prep_s), "train": round(lcnn_s)}, "threads": 1,
               "command": "python scripts/train_synthetic_speech.py"}  # fmt: skip
-    save_weights(tensors, card("lcnn_v1", arch, pre, cal, vm, recipe, n), args.out)
+    save_weights(tensors, card("lcnn_v1", arch, pre, cal, vm, recipe, n, vocoders), args.out)
 
     t2 = time.time()
     gmm = train_gmm(tr, args.gmm_components, np.random.default_rng(0))
@@ -327,10 +331,10 @@ def main() -> None:
     print("gmm val", json.dumps(gvm))
     gpre = PRE | LFCC
     garch = {"name": "gmm", "args": {"n_components": args.gmm_components, "dim": int(tr["lfcc"].shape[1])}}
-    grecipe = {"optimiser": "sklearn GaussianMixture EM (diagonal), 60k random frames per class, 100 iterations",
+    grecipe = {"optimiser": "sklearn GaussianMixture EM (diagonal), 60k random frames/class, at most 100 iterations",
                "wall_time_s": {"prep": round(prep_s), "train": round(time.time() - t2)},
                "command": "python scripts/train_synthetic_speech.py"}  # fmt: skip
-    save_weights(dict(gmm.state_dict()), card("gmm_v1", garch, gpre, gcal, gvm, grecipe, n), args.out)
+    save_weights(dict(gmm.state_dict()), card("gmm_v1", garch, gpre, gcal, gvm, grecipe, n, vocoders), args.out)
     print(f"done in {time.time() - t0:.0f}s")
 
 

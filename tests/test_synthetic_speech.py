@@ -212,3 +212,20 @@ def test_shipped_weights_load_and_score_generated_speech(tag: str, tmp_path: Pat
     r = det.detect(_wav(tmp_path / "v.wav", formant_voice(8.0, SR)))
     assert r.status == "ok" and len(r.segments) == 3 and 0 <= r.score <= 1
     assert r.weights.startswith(f"synthetic_speech.{tag}@")
+
+
+@pytest.mark.data
+def test_shared_real_speech_is_windowed_over_its_whole_length_and_silent_tracks_are_skipped() -> None:
+    if not DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    det = create_detector("synthetic_speech")
+    speech = sorted((DATA / "real_speech").glob("resemble-ai__Resemblyzer__*train-clean-100__1034*.flac"))
+    silent = sorted((DATA / "real_video").glob("KwaiVGI__LivePortrait__*d3.mp4"))
+    if not speech or not silent:
+        pytest.skip("expected shared files are absent")
+    r = det.detect(speech[0])
+    duration = r.evidence["audio_s"]
+    assert r.status == "ok" and duration > 6 and len(r.segments) >= 2
+    assert r.segments[0].start == 0.0 and r.segments[-1].end == pytest.approx(duration, abs=0.01)
+    muted = det.detect(silent[0])
+    assert muted.status == "skipped" and muted.reason == S.NO_SPEECH

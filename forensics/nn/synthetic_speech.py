@@ -75,11 +75,12 @@ class DiagGMM(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """``frames``: ``(N, D)`` -> ``(N,)`` log p(frame)."""
-        var = self.variances
-        const = -0.5 * (frames.shape[1] * math.log(2 * math.pi) + torch.log(var).sum(dim=1))  # K
-        diff = frames.unsqueeze(1) - self.means.unsqueeze(0)  # N, K, D
-        ll = const - 0.5 * (diff.pow(2) / var).sum(dim=2) + torch.log(self.weights)
-        return torch.logsumexp(ll, dim=1)
+        prec = 1.0 / self.variances  # K, D
+        const = -0.5 * (frames.shape[1] * math.log(2 * math.pi) + torch.log(self.variances).sum(dim=1))
+        const = const - 0.5 * (self.means.pow(2) * prec).sum(dim=1) + torch.log(self.weights)  # K
+        # sum_d (x - m)^2 / v expanded into two matrix products: no (N, K, D) tensor
+        quad = frames.pow(2) @ prec.T - 2 * frames @ (self.means * prec).T  # N, K
+        return torch.logsumexp(const - 0.5 * quad, dim=1)
 
 
 class GMMScorer(nn.Module):
