@@ -122,7 +122,12 @@ def finetune(
     dtypes = {k: v.dtype for k, v in det.loaded_weights.tensors.items()}
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ForensicsError(
+            f"{det.weights_id} has no trainable parameters (e.g. a GMM baseline); fine-tune a network's weights instead"
+        )
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     pos = float(y_tr.sum())
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(y_tr) - pos) / max(pos, 1.0)))
 
