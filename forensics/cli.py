@@ -262,11 +262,11 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     from forensics.detectors.gan_fingerprint import add_fingerprint, list_fingerprints
 
     if args.action == "add":
-        path = add_fingerprint(args.name, args.folder)
+        path = add_fingerprint(args.name, args.folder, weights=args.weights)
         _console().print(f"fingerprint {args.name!r} stored in {path}")
         return 0
     for fp in list_fingerprints():
-        print("\t".join(str(fp.get(k, "")) for k in ("name", "images", "weights", "sha256", "path")))
+        print("\t".join(str(fp.get(k, "")) for k in ("name", "n_images", "weights", "status", "sha256", "file")))
     return 0
 
 
@@ -372,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     fa = fps.add_parser("add", help="build a fingerprint from a folder of one generator's images")
     fa.add_argument("name")
     fa.add_argument("folder", type=Path)
+    fa.add_argument("--weights", help="gan_fingerprint weights to embed with (default: the shipped ones)")
     fps.add_parser("list")
     fp.set_defaults(func=cmd_fingerprint)
     return p
