@@ -240,6 +240,20 @@ def human_card(card: dict) -> str:
         f"HyperLips lip-sync fakes vs their real input videos (video level): AUC {hyper['auc']:.3f}"
         f" ({hyper['n_fake']} fake, {hyper['n_real']} real). {met['note']}.",
         "",
+        *(
+            [
+                "Through the full detector (scripts/eval_lip_sync.py: decode, faces, crops, audio): shift detected in"
+                f" {fp['held_out_shifted_audio']['shift_detected_rate']:.1%} of windows, offset within 0.08 s in"
+                f" {fp['held_out_shifted_audio']['offset_error_le_0.08s_rate']:.1%}, aligned windows flagged"
+                f" {fp['held_out_shifted_audio']['aligned_windows_flagged_rate']:.1%}, shifted vs aligned files AUC"
+                f" {fp['held_out_shifted_audio']['files_shifted_vs_aligned']['auc']:.3f}; HyperLips AUC"
+                f" {fp['hyperlips_fake_vs_real_inputs']['auc']:.3f}; {fp['compute_s_per_video_s_720p']} s of compute"
+                " per second of 720p video (1 thread, shared CPU).",
+                "",
+            ]
+            if (fp := met.get("full_pipeline"))
+            else []
+        ),
         "Limits: trained from scratch on about two minutes of speech from some 30 clips; 1 s windows are noisy,"
         " the per-track curve (evidence `track_curve_offset_s`) is steadier. Audio-driven lip generators such as"
         " HyperLips render lips in sync with the audio by construction: this detector finds desynchronised"
