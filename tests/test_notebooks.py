@@ -48,7 +48,8 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         pytest.skip(f"{path.name} needs shipped weights for {', '.join(missing)}")
     monkeypatch.setenv("FORENSICS_HOME", str(tmp_path / "home"))  # the notebooks set their own; belt and braces
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    # 600 s per cell: the longest cell (03's fine-tuning) took 276 s on 2 cores shared with four training jobs.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' temporary folders land in pytest's tmp_path
+    # 600 s per cell: 03 runs in 16 s on 2 idle cores, but its fine-tuning cell took 276 s on 2 busy ones.
     client = NotebookClient(
         nb, timeout=600, startup_timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
