@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+MIN_TEMPERATURE = 0.05  # in units of the logits' standard deviation
+
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Fit ``P = sigmoid((logit - bias) / temperature)`` by logistic regression on (logit, label)."""
@@ -15,11 +17,14 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> tuple[float, floa
     y = np.asarray(labels).astype(int)
     if len(np.unique(y)) < 2:
         raise ValueError("calibration needs both real and fake samples")
-    lr = LogisticRegression(C=1e4).fit(x, y)
+    # Mild L2 (C=1) keeps the slope finite when validation logits separate perfectly; the
+    # temperature is then bounded below so calibrated scores do not saturate at 0 and 1.
+    lr = LogisticRegression(C=1.0).fit(x, y)
     a, c = float(lr.coef_[0, 0]), float(lr.intercept_[0])
     if a <= 1e-6:  # the logits rank the wrong way or not at all: keep an identity-like map
         return 1.0, 0.0
-    return 1.0 / a, -c / a
+    t = max(1.0 / a, MIN_TEMPERATURE * float(np.std(x) or 1.0))
+    return t, -c / a
 
 
 def threshold_at_fpr(real_scores: np.ndarray, fpr: float = 0.01) -> float:
