@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from forensics.detectors.face_swap import FaceSwapDetector, crop_matrix, face_crop, normalize
-from forensics.media.faces import Face
+from forensics.detectors.face_swap import FaceSwapDetector, face_crop, normalize
+from forensics.media.faces import Face, align_matrix
 from forensics.nn.face_swap import FaceSwapNet
 from forensics.train.sbi import make_pair
 
@@ -48,7 +48,7 @@ def test_crop_landmarks_follow_align_face() -> None:
     for x, y in crop_lms:
         assert crop[round(y), round(x)].min() > 100  # each landmark lands on its dot
     assert abs(crop_lms[0, 1] - crop_lms[1, 1]) < 1.0  # eyes levelled
-    m = crop_matrix(face, size=96, margin=0.2)
+    m = align_matrix(face, size=96, margin=0.2)
     centre = m @ np.array([200.0, 155.0, 1.0])
     assert np.allclose(centre, [48, 48], atol=1e-6)  # the box centre maps to the crop centre
 

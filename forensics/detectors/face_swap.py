@@ -13,32 +13,16 @@ import numpy as np
 
 from forensics.detectors.base import Detector, DetectorSpec, Unit
 from forensics.errors import DetectorError, SkipDetection
-
-
-def crop_matrix(face: Any, *, size: int, margin: float, rotate: bool = True) -> np.ndarray:
-    """The 2 x 3 affine map from frame pixels to crop pixels that :func:`align_face` applies."""
-    x1, y1, x2, y2 = face.box
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
-    angle = 0.0
-    if rotate and face.landmarks is not None:
-        (lx, ly), (rx, ry) = face.landmarks[0], face.landmarks[1]
-        angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
-    m = cv2.getRotationMatrix2D((cx, cy), angle, size / side)
-    m[0, 2] += size / 2 - cx
-    m[1, 2] += size / 2 - cy
-    return m
+from forensics.media.faces import align_face, align_matrix
 
 
 def face_crop(image: np.ndarray, face: Any, preprocessing: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
     """Aligned uint8 RGB crop of one face plus its 5 landmarks in crop pixels (None without landmarks)."""
-    from forensics.media.faces import align_face
-
     size, margin = int(preprocessing["size"]), float(preprocessing["margin"])
     crop = align_face(image, face, size=size, margin=margin)
     if face.landmarks is None:
         return crop, None
-    m = crop_matrix(face, size=size, margin=margin)
+    m = align_matrix(face, size=size, margin=margin)
     pts = np.asarray(face.landmarks, np.float64)
     return crop, (pts @ m[:, :2].T + m[:, 2]).astype(np.float32)
 
@@ -133,7 +117,7 @@ class FaceSwapDetector(Detector):
         cam = self.heatmap(face_crop(image, face, pre)[0])
         x1, y1 = int(np.floor(face.box[0])), int(np.floor(face.box[1]))
         w, h = max(1, int(np.ceil(face.box[2])) - x1), max(1, int(np.ceil(face.box[3])) - y1)
-        m = crop_matrix(face, size=int(pre["size"]), margin=float(pre["margin"]))
+        m = align_matrix(face, size=int(pre["size"]), margin=float(pre["margin"]))
         m[:, 2] += m[:, :2] @ np.array([x1, y1], np.float64)  # box-local pixels -> crop pixels
         return cv2.warpAffine(cam, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP).clip(0, 1)
 

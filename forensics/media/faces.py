@@ -165,13 +165,11 @@ def track_faces(
     return tracks
 
 
-def align_face(
-    image: np.ndarray, face: Face, *, size: int = 224, margin: float = 0.3, rotate: bool = True
-) -> np.ndarray:
-    """A square ``size`` x ``size`` crop around the face with ``margin`` (fraction of the box side).
+def align_matrix(face: Face, *, size: int, margin: float, rotate: bool = True) -> np.ndarray:
+    """The 2 x 3 affine map from frame pixels to a square ``size`` crop around ``face``.
 
-    With landmarks and ``rotate``, the crop is rotated so the eyes are level. Pixels outside the
-    frame are filled by edge replication.
+    ``margin`` is a fraction of the box side added on every side; with landmarks and ``rotate``
+    the map also turns the face so the eyes are level.
     """
     x1, y1, x2, y2 = face.box
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -180,8 +178,19 @@ def align_face(
     if rotate and face.landmarks is not None:
         (lx, ly), (rx, ry) = face.landmarks[0], face.landmarks[1]
         angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
-    scale = size / side
-    m = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+    m = cv2.getRotationMatrix2D((cx, cy), angle, size / side)
     m[0, 2] += size / 2 - cx
     m[1, 2] += size / 2 - cy
+    return m
+
+
+def align_face(
+    image: np.ndarray, face: Face, *, size: int = 224, margin: float = 0.3, rotate: bool = True
+) -> np.ndarray:
+    """A square ``size`` x ``size`` crop around the face with ``margin`` (fraction of the box side).
+
+    With landmarks and ``rotate``, the crop is rotated so the eyes are level. Pixels outside the
+    frame are filled by edge replication.
+    """
+    m = align_matrix(face, size=size, margin=margin, rotate=rotate)
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
