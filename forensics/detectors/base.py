@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from forensics.errors import DetectorError, ForensicsError, MediaError, SkipDetection
+from forensics.errors import DetectorError, ForensicsError, SkipDetection
 from forensics.results import DetectionResult, Segment
 
 UNITS = ("face", "frame", "audio_window", "av_window")
@@ -245,8 +245,8 @@ class Detector(ABC):
         """
         return self.model(batch).float().reshape(len(batch), -1)[:, 0]
 
-    def forward(self, xs: np.ndarray) -> np.ndarray:
-        """Logits for a stack of unit inputs, batched on ``device``; one logit per unit."""
+    def batched(self, fn: Callable[[Any], Any], xs: np.ndarray, empty: np.ndarray) -> np.ndarray:
+        """Apply ``fn`` to ``xs`` in batches on ``device`` without gradients; ``empty`` when there are none."""
         import torch
 
         self.load()
@@ -254,8 +254,12 @@ class Detector(ABC):
         with torch.inference_mode():
             for i in range(0, len(xs), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(xs[i : i + self.batch_size])).to(self.device)
-                out.append(self.logits_tensor(batch).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
+                out.append(fn(batch).float().cpu().numpy())
+        return np.concatenate(out) if out else empty
+
+    def forward(self, xs: np.ndarray) -> np.ndarray:
+        """Logits for a stack of unit inputs, batched on ``device``; one logit per unit."""
+        return self.batched(self.logits_tensor, xs, np.zeros(0, np.float32))
 
     def _prepare(self, media_or_path: Any) -> Any:
         from forensics.media import Media, open_media
@@ -309,8 +313,6 @@ class Detector(ABC):
             )  # fmt: skip
         except SkipDetection as exc:
             status, reason = "skipped", str(exc)
-        except MediaError as exc:
-            status, reason = "error", f"{type(exc).__name__}: {exc}"
         except ForensicsError as exc:
             status, reason = "error", f"{type(exc).__name__}: {exc}"
         except Exception as exc:

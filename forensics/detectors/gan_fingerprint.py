@@ -104,15 +104,7 @@ class GanFingerprint(Detector):
 
     def embeddings(self, xs: np.ndarray) -> np.ndarray:
         """Penultimate-layer embeddings ``(N, D)`` for a stack of unit inputs."""
-        import torch
-
-        model = self.model
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(xs), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(xs[i : i + self.batch_size])).to(self.device)
-                out.append(model.embed(batch).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        return self.batched(self.model.embed, xs, np.zeros((0, 0), np.float32))
 
     def file_embedding(self, media_or_path: Any) -> np.ndarray:
         """One L2-normalised embedding for a file: the mean of its units' embeddings."""

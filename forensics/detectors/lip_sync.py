@@ -286,15 +286,10 @@ class LipSyncDetector(Detector):
 
     def sync_curves(self, xs: np.ndarray) -> np.ndarray:
         """Similarity per audio shift (``-max_offset..max_offset`` frames) for packed unit rows."""
-        import torch
-
         model = self.model
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(xs), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(xs[i : i + self.batch_size])).to(self.device).float()
-                out.append(model.sync_curve(batch).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, 2 * model.max_offset + 1), np.float32)
+        return self.batched(
+            lambda b: model.sync_curve(b.float()), xs, np.zeros((0, 2 * model.max_offset + 1), np.float32)
+        )
 
     def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
         fps = float(self.preprocessing["fps"])
