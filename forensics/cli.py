@@ -46,7 +46,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
         con.print(f"[red]error:[/red] {exc}")
         return EXIT_USAGE
     out = Path(args.output)
-    reports = []
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -66,9 +65,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         iso = None
         if args.workers != 0 and args.engine == "local":
             iso = Isolation(workers=args.workers or default_workers(), timeout_s=args.timeout, memory_mb=args.memory_mb)
-        for rep in scan(args.paths, detectors=dets, output=out, resume=not args.no_resume, progress=progress,
-                        isolation=iso, engine=args.engine, address=args.address):  # fmt: skip
-            reports.append(rep)
+        for _ in scan(args.paths, detectors=dets, output=out, resume=not args.no_resume, progress=progress,
+                      isolation=iso, engine=args.engine, address=args.address):  # fmt: skip
+            pass  # each report is already appended to the results file
     for target in filter(None, [args.csv, args.parquet]):
         export(out, target)
         con.print(f"wrote {target}")
@@ -199,12 +198,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = folder / "results.jsonl"
     if out.exists():
         out.unlink()
-    ns = argparse.Namespace(
-        paths=[str(folder)], output=str(out), detectors=args.detectors, weights=None, device=args.device,
-        no_resume=True, csv=None, parquet=None, quiet=False, html=str(folder / "report.html"), workers=0, timeout=900.0,
-        memory_mb=6144, engine="local", address=None,
-    )  # fmt: skip
-    code = cmd_scan(ns)
+    scan_args = ["scan", str(folder), "-o", str(out), "--no-resume", "--workers", "0", "--device", args.device]
+    scan_args += ["--html", str(folder / "report.html")] + (["--detectors", args.detectors] if args.detectors else [])
+    code = cmd_scan(build_parser().parse_args(scan_args))
     _console().print(f"results: {out}; report: {folder / 'report.html'}")
     return 0 if code in (0, EXIT_FLAGGED, EXIT_ERRORS, EXIT_FLAGGED | EXIT_ERRORS) else code
 
