@@ -179,12 +179,14 @@ def evaluate(
     with tempfile.TemporaryDirectory() as tmp:
         for v in variants:
             vs: list[Sample] = []
+            failed: list[dict[str, Any]] = []  # a file that cannot be re-encoded is an error, not its original
             for s in samples:
                 try:
                     vs.append(Sample(reencode(s.path, Path(tmp) / v, v), s.label, s.source, s.group))
                 except (ForensicsError, OSError, ValueError) as exc:
-                    vs.append(Sample(s.path, s.label, s.source, f"reencode failed: {exc}"))
-            rows = score_files(det, vs, (lambda i, n, p, v=v: progress(v, i, n, p)) if progress else None)
+                    failed.append({"path": str(s.path), "label": s.label, "source": s.source, "group": s.group,
+                                   "status": "error", "reason": f"re-encoding as {v} failed: {exc}"})  # fmt: skip
+            rows = score_files(det, vs, (lambda i, n, p, v=v: progress(v, i, n, p)) if progress else None) + failed
             report["variants"][v] = metrics_from_rows(rows)
             if out_dir is not None:
                 out_dir.mkdir(parents=True, exist_ok=True)
