@@ -45,20 +45,22 @@ def split_groups(samples: list[Sample], val_fraction: float, rng: np.random.Gene
 
 def _units(
     det: Any, samples: list[Sample], progress: Progress | None
-) -> tuple[list[np.ndarray], list[Sample], list[str]]:
-    xs, kept, problems = [], [], []
+) -> tuple[list[np.ndarray], list[list[int | None]], list[Sample], list[str]]:
+    """Per kept file: stacked unit inputs and unit track ids (aggregation needs them, e.g. ``track_max``)."""
+    xs, tracks, kept, problems = [], [], [], []
     for i, s in enumerate(samples, 1):
         try:
             units = det.units(open_media(s.path))
             if not units:
                 raise ForensicsError("nothing to score")
             xs.append(np.stack([u.x for u in units]).astype(np.float32))
+            tracks.append([u.track for u in units])
             kept.append(s)
         except (ForensicsError, OSError, ValueError, RuntimeError) as exc:
             problems.append(f"{s.path}: {exc}")
         if progress:
             progress("prepare", i, len(samples), {"path": str(s.path)})
-    return xs, kept, problems
+    return xs, tracks, kept, problems
 
 
 def _augment(x: Any, unit: str, gen: Any) -> Any:
@@ -70,8 +72,12 @@ def _augment(x: Any, unit: str, gen: Any) -> Any:
     return x
 
 
-def _file_scores(det: Any, model_logits: list[np.ndarray], cal: dict[str, Any]) -> np.ndarray:
-    return np.array([aggregate(det.aggregation_name, calibrate(lg, cal), [None] * len(lg)) for lg in model_logits])
+def _file_scores(
+    det: Any, model_logits: list[np.ndarray], tracks: list[list[int | None]], cal: dict[str, Any]
+) -> np.ndarray:
+    """File scores exactly as scanning computes them: calibrate, then the detector's aggregation."""
+    pairs = zip(model_logits, tracks, strict=True)
+    return np.array([aggregate(det.aggregation_name, calibrate(lg, cal), t) for lg, t in pairs])
 
 
 def finetune(
@@ -106,7 +112,7 @@ def finetune(
         raise ForensicsError("the real and fake folders hold no files")
     if not any(s.label == 0 for s in samples) or not any(s.label == 1 for s in samples):
         raise ForensicsError("fine-tuning needs both real and fake files")
-    xs, kept, problems = _units(det, samples, progress)
+    xs, unit_tracks, kept, problems = _units(det, samples, progress)
     if not kept:
         raise ForensicsError(f"no file gave anything to score; first problems: {problems[:3]}")
     rng = np.random.default_rng(seed)
@@ -116,6 +122,7 @@ def finetune(
     x_tr = torch.from_numpy(np.concatenate([xs[i] for i in tr]))
     y_tr = torch.from_numpy(np.concatenate([[kept[i].label] * len(xs[i]) for i in tr]).astype(np.float32))
     y_va_files = np.array([kept[i].label for i in va])
+    va_tracks = [unit_tracks[i] for i in va]
 
     model = det.model
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -139,7 +146,7 @@ def finetune(
 
     def val_score(lg: list[np.ndarray]) -> tuple[float, float]:
         """Validation file AUC, ties broken by the lower unit log-loss."""
-        auc = summarize(y_va_files, _file_scores(det, lg, det.calibration))["auc"]
+        auc = summarize(y_va_files, _file_scores(det, lg, va_tracks, det.calibration))["auc"]
         z = np.concatenate(lg).astype(np.float64)
         loss = float(np.mean(np.logaddexp(0, z) - y_va_units * z))
         return auc, -loss
@@ -182,7 +189,7 @@ def finetune(
     unit_labels = np.concatenate([[kept[i].label] * len(xs[i]) for i in va])
     temp, bias = fit_temperature(unit_logits, unit_labels)
     cal = {"temperature": temp, "bias": bias, "aggregation": det.aggregation_name, "fpr": fpr}
-    file_scores = _file_scores(det, lg, cal)
+    file_scores = _file_scores(det, lg, va_tracks, cal)
     cal["threshold"] = threshold_at_fpr(file_scores[y_va_files == 0], fpr)
     n_real_val = int((y_va_files == 0).sum())
     cal["note"] = f"fit on {len(va)} validation files ({n_real_val} real); threshold at {fpr:g} FPR on real files"
