@@ -56,7 +56,7 @@ def build_detectors(
     """
     chosen: dict[str, str | None] = {}
     for w in _split(weights):
-        chosen[Path(w).name.split(".", 1)[0] if "/" in w else w.split(".", 1)[0]] = w
+        chosen[Path(w).name.split(".", 1)[0]] = w  # detector name from "det.tag" or ".../det.tag.safetensors"
     if detectors is None or detectors == "":
         from forensics.weights import registry
 

@@ -127,14 +127,29 @@ def list_weights(detector: str | None = None) -> list[WeightsEntry]:
     return sorted((e for e in registry().values() if detector is None or e.detector == detector), key=lambda e: e.name)
 
 
-def _read_safetensors(path: Path, expected_sha: str | None) -> tuple[dict[str, Any], dict[str, str], str]:
-    from safetensors import safe_open
-
+def _refuse_pickle(path: Path) -> None:
     if path.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin"):
         raise UnsafeWeightsError(
             f"{path.name} looks like a pickled checkpoint; convert it first with"
             " `forensics weights import FILE --detector NAME`"
         )
+
+
+def _embedded_card(path: Path) -> dict[str, Any]:
+    """The card stored in a safetensors header (reads the header only, not the tensors)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return json.loads((fh.metadata() or {}).get(CARD_KEY, "{}"))
+    except Exception as exc:  # safetensors raises SafetensorError/OSError for broken files
+        raise WeightsError(f"{path} is not a valid safetensors file: {exc}") from exc
+
+
+def _read_safetensors(path: Path, expected_sha: str | None) -> tuple[dict[str, Any], dict[str, str], str]:
+    from safetensors import safe_open
+
+    _refuse_pickle(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"weights file not found: {path}")
     digest = sha256_file(path)
@@ -188,15 +203,11 @@ def resolve(
     """Find weights by local path or registered name, downloading remote ones into the cache."""
     p = Path(name_or_path)
     if p.suffix and p.exists():
-        if p.suffix != ".safetensors":
-            _read_safetensors(p, None)  # raises UnsafeWeightsError for pickles
+        _refuse_pickle(p)
         card_path = p.with_suffix(".json")
-        card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.exists() else {}
-        if not card:
-            _, meta, _ = _read_safetensors(p, None)
-            card = json.loads(meta.get(CARD_KEY, "{}"))
-        name = card.get("name", p.stem)
-        return WeightsEntry(name, "path", card.get("sha256") or sha256_file(p), card, path=p)
+        card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.exists() else _embedded_card(p)
+        # sha256 "" = no card records one: the file is hashed once, when it is loaded.
+        return WeightsEntry(card.get("name", p.stem), "path", card.get("sha256", ""), card, path=p)
     reg = registry()
     name = str(name_or_path)
     if name not in reg:
@@ -226,8 +237,7 @@ def load_weights(name_or_path: str | os.PathLike[str], **kwargs: Any) -> LoadedW
     """Resolve, verify the full sha256, and load tensors plus card."""
     entry = resolve(name_or_path, **kwargs)
     assert entry.path is not None
-    expected = entry.sha256 if entry.source != "path" or "sha256" in entry.card else None
-    tensors, meta, digest = _read_safetensors(entry.path, expected)
+    tensors, meta, digest = _read_safetensors(entry.path, entry.sha256 or None)
     card = dict(entry.card) or json.loads(meta.get(CARD_KEY, "{}"))
     return LoadedWeights(entry.name, digest, card, tensors, entry.path)
 
