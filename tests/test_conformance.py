@@ -73,7 +73,6 @@ def test_shipped_default_weights_are_builtin(name: str) -> None:
 
 def test_results_obey_contract(detector: Detector, corpus: dict[str, Path]) -> None:
     spec = detector.spec
-    n_ok = 0
     for key, path in corpus.items():
         r = detector.detect(path)
         assert r.detector == spec.name and r.status in ("ok", "skipped", "error"), key
@@ -87,7 +86,6 @@ def test_results_obey_contract(detector: Detector, corpus: dict[str, Path]) -> N
         if r.status != "ok":
             assert r.reason and r.score is None, (key, r.reason)
             continue
-        n_ok += 1
         duration = open_media(path).info.duration or 0.0
         assert 0.0 <= r.score <= 1.0 and r.label == (r.score >= r.threshold)
         assert r.segments, "an ok result has at least one scored unit"
@@ -99,7 +97,6 @@ def test_results_obey_contract(detector: Detector, corpus: dict[str, Path]) -> N
         assert r.weights == detector.weights_id and r.params["aggregation"] == detector.aggregation_name
         again = detector.detect(path)
         assert again.score == pytest.approx(r.score, abs=1e-6), "deterministic"
-    assert n_ok >= 0  # detectors may skip generated media; their own tests cover real data
 
 
 def test_network_output_depends_on_input(detector: Detector, corpus: dict[str, Path]) -> None:
