@@ -75,7 +75,10 @@ def speech_frames(wav: np.ndarray, pre: dict[str, Any]) -> tuple[np.ndarray, np.
     """Per-frame level (dB) and an "active" mask: above an absolute floor and within ``rel_db`` of the loud frames."""
     vad = pre["vad"]
     frames = frame_signal(np.ascontiguousarray(wav, dtype=np.float32), int(pre["win_length"]), int(pre["hop_length"]))
-    level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    power = np.empty(len(frames))
+    for i in range(0, len(frames), 4096):  # in blocks: an hour of audio would need 1 GB as one array
+        power[i : i + 4096] = np.mean(frames[i : i + 4096].astype(np.float64) ** 2, axis=1)
+    level = 10 * np.log10(power + 1e-12)
     ref = np.percentile(level, 95)
     active = level > max(float(vad["abs_floor_dbfs"]), ref - float(vad["rel_db"]))
     return level, active
