@@ -142,34 +142,46 @@ def harmonic_source(f0: torch.Tensor, sr: int, generator: torch.Generator) -> to
     return 0.1 * torch.sin(phase) * voiced + noise * (0.003 * voiced + 0.033 * (1 - voiced))
 
 
+class Stage(nn.Module):
+    """Leaky ReLU, upsampling by ``factor``, (the excitation downsampled to this rate), residual block."""
+
+    def __init__(self, cin: int, cout: int, factor: int, remaining: int, cfg: VocoderConfig) -> None:
+        super().__init__()
+        self.up = Upsample(cin, cout, factor, cfg.upsample_mode)
+        self.res = ResBlock(cout, cfg.res_kernel, cfg.dilations)
+        self.src: nn.Module | None = None
+        if cfg.source:  # a strided convolution brings the sample-rate excitation down to this stage's rate
+            k = 2 * remaining if remaining > 1 else 1
+            self.src = nn.Conv1d(1, cout, k, stride=remaining, padding=(remaining + 1) // 2 if k > 1 else 0)
+
+    def forward(self, x: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
+        x = self.up(F.leaky_relu(x, 0.1))
+        if self.src is not None and source is not None:
+            x = x + self.src(source.unsqueeze(1))[..., : x.shape[-1]]
+        return self.res(x)
+
+
 class Generator(nn.Module):
     """Log-mel ``(B, n_mels, T)`` -> waveform ``(B, T * hop)``; ``cfg.source`` adds an excitation ``(B, T * hop)``."""
 
     def __init__(self, cfg: VocoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        c = cfg.channels
+        c, remaining = cfg.channels, cfg.hop
         self.pre = nn.Conv1d(cfg.n_mels, c, 7, padding=3)
-        self.ups, self.res, self.src = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
-        remaining = cfg.hop
+        self.stages = nn.ModuleList()
         for f in cfg.upsample:
-            self.ups.append(Upsample(c, max(c // 2, 8), f, cfg.upsample_mode))
-            c, remaining = max(c // 2, 8), remaining // f
-            self.res.append(ResBlock(c, cfg.res_kernel, cfg.dilations))
-            if cfg.source:  # the excitation, downsampled to this stage's rate by a strided convolution
-                k = 2 * remaining if remaining > 1 else 1
-                self.src.append(nn.Conv1d(1, c, k, stride=remaining, padding=(remaining + 1) // 2 if k > 1 else 0))
+            remaining //= f
+            self.stages.append(Stage(c, max(c // 2, 8), f, remaining, cfg))
+            c = max(c // 2, 8)
         self.post = nn.Sequential(nn.LeakyReLU(0.1), nn.Conv1d(c, 1, 7, padding=3), nn.Tanh())
 
     def forward(self, mel: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         if self.cfg.source and source is None:
             raise ValueError("this vocoder needs an excitation (harmonic_source)")
         x = self.pre(mel)
-        for i, (up, res) in enumerate(zip(self.ups, self.res, strict=True)):
-            x = up(F.leaky_relu(x, 0.1))
-            if self.cfg.source:
-                x = x + self.src[i](source.unsqueeze(1))[..., : x.shape[-1]]
-            x = res(x)
+        for stage in self.stages:
+            x = stage(x, source)
         return self.post(x).squeeze(1)
 
 
