@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from forensics.errors import CorruptMediaError, MediaError, MediaTooLargeError, UnsupportedMediaError
@@ -36,7 +37,7 @@ class Frame:
 
     index: int
     t: float
-    image: np.ndarray  # H x W x 3, uint8, RGB, rotation applied
+    image: np.ndarray  # H x W x 3 uint8 RGB (H x W luma from ``iter_frames(gray=True)``), rotation applied
 
 
 @dataclass
@@ -80,6 +81,32 @@ def _rotate(img: np.ndarray, degrees: float) -> np.ndarray:
     """Rotate counter-clockwise by the display-matrix angle, as players do."""
     k = round(degrees / 90.0) % 4
     return np.ascontiguousarray(np.rot90(img, k=k)) if k else img
+
+
+_PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p", "nv12"}
+
+
+def _luma(frame: Any) -> np.ndarray:
+    """H x W uint8 luma of a decoded video frame: the Y plane itself for 8-bit planar YUV."""
+    if frame.format.name in _PLANAR_YUV:
+        plane = frame.planes[0]
+        return np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width].copy()
+    return frame.to_ndarray(format="gray")
+
+
+def _pick(frames: list[Frame], targets: list[float], cap: int, eps: float = 1e-3) -> list[Frame]:
+    """The first frame at or after each target time, as decoding would pick them (duplicates once)."""
+    out: list[Frame] = []
+    k = 0
+    for fr in frames:
+        if k >= len(targets) or len(out) >= cap:
+            break
+        if fr.t < targets[k] - eps:
+            continue
+        out.append(fr)
+        while k < len(targets) and targets[k] <= fr.t + eps:
+            k += 1
+    return out
 
 
 def sample_times(duration: float, *, fps: float | None, n: int | None, max_frames: int) -> list[float]:
@@ -126,23 +153,49 @@ class Media:
         cap = min(max_frames or self.limits.max_frames, self.limits.max_frames)
         key = ("frames", fps, n, cap)
         if key not in self._cache:
-            self._cache[key] = list(self.iter_frames(fps=fps, n=n, max_frames=cap))
+            self._cache[key] = self._from_memo(fps, n, cap) or list(self.iter_frames(fps=fps, n=n, max_frames=cap))
         return self._cache[key]
 
+    def _from_memo(self, fps: float | None, n: int | None, cap: int) -> list[Frame] | None:
+        """The frames a new sampling would decode, taken from a memoised denser sampling when possible.
+
+        Sampling takes the first frame at or after each target time, so when the new targets are a
+        subset of a memoised sampling's targets, that sampling already holds every frame needed
+        (0.5 fps within 2 fps, for example): the video is not decoded again.
+        """
+        duration = self.info.duration or 0.0
+        if self.info.kind != "video" or self.info.animated or duration <= 0:
+            return None
+        want = sample_times(duration, fps=fps, n=n, max_frames=cap)
+        wanted = {round(t, 6) for t in want}
+        for key, cached in self._cache.items():
+            if key[0] != "frames":
+                continue
+            have = {round(t, 6) for t in sample_times(duration, fps=key[1], n=key[2], max_frames=key[3])}
+            if wanted <= have:
+                return _pick(cached, want, cap)
+        return None
+
     def iter_frames(
-        self, *, fps: float | None = None, n: int | None = None, max_frames: int | None = None
+        self, *, fps: float | None = None, n: int | None = None, max_frames: int | None = None, gray: bool = False
     ) -> Iterator[Frame]:
-        """Stream sampled frames without memoising them; only sampled frames are converted to RGB."""
+        """Stream sampled frames without memoising them; only sampled frames are converted.
+
+        With ``gray`` each image is H x W uint8 luma instead of RGB: for planar YUV video the
+        decoder's own Y plane, with no colour conversion (its range may be limited, 16-235).
+        """
         cap = max_frames or self.limits.max_frames
         if self.info.kind == "image":
-            yield from self._image_frames()
+            frames: Iterator[Frame] = self._image_frames()
+        elif self.info.animated:
+            frames = self._animated_frames(fps=fps, n=n, max_frames=cap)
+        else:
+            if fps is None and n is None:
+                fps = 1.0
+            yield from self._video_frames(fps=fps, n=n, max_frames=cap, gray=gray)
             return
-        if self.info.animated:
-            yield from self._animated_frames(fps=fps, n=n, max_frames=cap)
-            return
-        if fps is None and n is None:
-            fps = 1.0
-        yield from self._video_frames(fps=fps, n=n, max_frames=cap)
+        for fr in frames:
+            yield Frame(fr.index, fr.t, cv2.cvtColor(fr.image, cv2.COLOR_RGB2GRAY)) if gray else fr
 
     def _image_frames(self) -> Iterator[Frame]:
         from PIL import Image, ImageOps
@@ -172,7 +225,7 @@ class Media:
         except (OSError, ValueError) as exc:
             raise CorruptMediaError(f"cannot decode animated image: {exc}") from exc
 
-    def _video_frames(self, *, fps: float | None, n: int | None, max_frames: int) -> Iterator[Frame]:
+    def _video_frames(self, *, fps: float | None, n: int | None, max_frames: int, gray: bool) -> Iterator[Frame]:
         import av
 
         duration = self.info.duration or 0.0
@@ -198,7 +251,7 @@ class Media:
                     t = (frame.time - t0) if frame.time is not None else index / (self.info.fps or 25.0)
                     if t < targets[k] - eps:
                         continue
-                    img = frame.to_ndarray(format="rgb24")
+                    img = _luma(frame) if gray else frame.to_ndarray(format="rgb24")
                     yield Frame(index, max(t, 0.0), _rotate(img, getattr(frame, "rotation", 0) or 0))
                     got += 1
                     while k < len(targets) and targets[k] <= t + eps:
