@@ -48,6 +48,38 @@ def test_frames_at_rate_and_evenly(media_dir: Path) -> None:
     assert np.abs(frames[0].image.astype(int) - frames[1].image.astype(int)).mean() > 1
 
 
+def test_sparser_sampling_reuses_memoised_frames_exactly(media_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = [(f.index, f.t) for f in open_media(media_dir / "talk.mp4").frames(fps=0.5)]
+    m = open_media(media_dir / "talk.mp4")
+    dense = m.frames(fps=2)
+    decoded: list[float | None] = []
+    real = type(m)._video_frames
+
+    def counting(self: object, **kw: object) -> object:
+        decoded.append(kw.get("fps"))
+        return real(self, **kw)
+
+    monkeypatch.setattr(type(m), "_video_frames", counting)
+    sparse = m.frames(fps=0.5)
+    assert decoded == []  # served from the 2 fps memo, no second decode
+    assert [(f.index, f.t) for f in sparse] == fresh  # the very frames a decode would pick
+    assert all(any(f is d for d in dense) for f in sparse)
+    m.frames(fps=3)  # 3 fps targets are not all 2 fps targets: decoded
+    assert decoded == [3]
+
+
+def test_gray_frames_are_the_luma_of_the_rgb_frames(media_dir: Path) -> None:
+    m = open_media(media_dir / "talk.mp4")
+    rgb = [f.image for f in m.iter_frames(fps=2)]
+    gray = [f for f in m.iter_frames(fps=2, gray=True)]
+    assert [g.image.shape for g in gray] == [(240, 320)] * len(rgb) and gray[0].image.dtype == np.uint8
+    for g, c in zip(gray, rgb, strict=True):
+        luma = c.astype(float) @ [0.299, 0.587, 0.114]
+        assert np.corrcoef(g.image.ravel(), luma.ravel())[0, 1] > 0.99
+    photo = [f.image for f in open_media(media_dir / "face.png").iter_frames(gray=True)]
+    assert photo[0].ndim == 2
+
+
 def test_frame_cap_spreads_over_whole_video() -> None:
     t = sample_times(3600.0, fps=1.0, n=None, max_frames=10)
     assert len(t) == 10 and t[0] < 400 and t[-1] > 3200
@@ -156,6 +188,48 @@ def test_iou_and_tracking() -> None:
     assert len(tracks) == 2
     assert [len(t.faces) for t in tracks] == [2, 3]
     assert tracks[1].start == 0.0 and tracks[1].end == 2.0
+
+
+def test_tracking_searches_whole_frames_only_every_few_frames() -> None:
+    from forensics.media import Frame
+
+    calls: list[tuple[str, int]] = []
+
+    class Near:
+        def detect(self, image: np.ndarray) -> list:
+            calls.append(("full", int(image[0, 0, 0])))
+            second = [((60.0, 60.0, 90.0, 90.0), 0.99, None)] if image[0, 0, 0] >= 4 else []
+            return [((10.0, 10.0, 40.0, 40.0), 0.99, None), *second]
+
+        def detect_near(self, image: np.ndarray, boxes: list) -> list:
+            calls.append(("near", int(image[0, 0, 0])))
+            return [] if image[0, 0, 0] == 2 else [(b, 0.98, None) for b in boxes]  # face lost in frame 2
+
+        def cache_key(self) -> tuple:
+            return ("near",)
+
+    frames = [Frame(i, float(i), np.full((100, 100, 3), i, np.uint8)) for i in range(9)]
+    tracks = track_faces(frames, Near(), redetect_every=3)
+    # frame 0 full; 1 near; 2 near finds nothing -> full; 3, 4 near; 5 full (3 frames since 2); 6, 7 near; 8 full
+    assert calls == [
+        ("full", 0), ("near", 1), ("near", 2), ("full", 2), ("near", 3), ("near", 4), ("full", 5),
+        ("near", 6), ("near", 7), ("full", 8),
+    ]  # fmt: skip
+    assert [len(t.faces) for t in tracks] == [9, 4]  # the second face appears at the full search of frame 5
+
+
+def test_mtcnn_finds_a_known_face_again_near_its_box(media_dir: Path) -> None:
+    img = open_media(media_dir / "face.png").frames()[0].image
+    det = MTCNNDetector()
+    (box, _, lm), *_ = det.detect(img)
+    shifted = (box[0] + 8, box[1] - 6, box[2] + 8, box[3] - 6)  # where the tracker last saw it
+    near = det.detect_near(img, [shifted, shifted])  # two overlapping searches give one face
+    assert len(near) == 1
+    nbox, nscore, nlm = near[0]
+    side = box[2] - box[0]
+    assert np.abs(np.subtract(nbox, box)).max() < 0.1 * side and nscore > 0.9
+    assert np.abs(nlm - lm).max() < 0.1 * side
+    assert det.detect_near(img, [(0.0, 0.0, 20.0, 20.0)]) == []  # nothing near a face-free corner
 
 
 def test_align_face_levels_eyes() -> None:

@@ -56,6 +56,9 @@ class FaceDetector(Protocol):
         ...
 
 
+NEAR_FACE_PX = 80.0  # face size at which :meth:`MTCNNDetector.detect_near` searches
+
+
 class MTCNNDetector:
     """facenet-pytorch's MTCNN (weights ship in its wheel), run on a downscaled copy of the frame.
 
@@ -75,6 +78,10 @@ class MTCNNDetector:
     def cache_key(self) -> tuple:
         return ("mtcnn", self.max_side, self.min_face, self.threshold)
 
+    def warm_up(self) -> None:
+        """Import facenet-pytorch and build the networks now (they are otherwise built on first use)."""
+        self._net()
+
     def _net(self):
         if self._mtcnn is None:
             from facenet_pytorch import MTCNN
@@ -85,27 +92,65 @@ class MTCNNDetector:
 
     def detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray | None]]:
         h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
+        return self._run(image, scale=min(1.0, self.max_side / max(h, w)), offset=(0.0, 0.0), min_size=20, full=(w, h))
+
+    def detect_near(
+        self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]
+    ) -> list[tuple[tuple[float, float, float, float], float, np.ndarray | None]]:
+        """Faces found again near known ``boxes`` (tracking): each region of three box sides around a
+        box is searched at a scale where the face is about ``NEAR_FACE_PX`` pixels, several times cheaper
+        than a full-frame pass. Faces that appear elsewhere are not found: callers re-run :meth:`detect`.
+        """
+        h, w = image.shape[:2]
+        out: list[tuple[tuple[float, float, float, float], float, np.ndarray | None]] = []
+        for x1, y1, x2, y2 in boxes:
+            side = max(x2 - x1, y2 - y1, 1.0)
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            left, top = int(max(0, cx - 1.5 * side)), int(max(0, cy - 1.5 * side))
+            right, bottom = int(min(w, cx + 1.5 * side)), int(min(h, cy + 1.5 * side))
+            if right - left < 12 or bottom - top < 12:
+                continue
+            scale = min(1.0, NEAR_FACE_PX / side)
+            found = self._run(
+                image[top:bottom, left:right], scale=scale, offset=(left, top),
+                min_size=int(np.clip(side * scale / 2, 20, 40)), full=(w, h),
+            )  # fmt: skip
+            out.extend(f for f in found if all(iou(f[0], g[0]) < 0.5 for g in out))
+        return out
+
+    def _run(
+        self, image: np.ndarray, *, scale: float, offset: tuple[float, float], min_size: int, full: tuple[int, int]
+    ) -> list[tuple[tuple[float, float, float, float], float, np.ndarray | None]]:
+        """MTCNN on ``image`` resized by ``scale`` (smallest face ``min_size`` px there); results in frame pixels."""
+        h, w = image.shape[:2]
         small = (
-            cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+            cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
             if scale < 1
             else image
         )
         import torch
 
         with self._lock, torch.inference_mode():
-            boxes, probs, points = self._net().detect(small, landmarks=True)
-        out = []
+            net = self._net()
+            net.min_face_size = min_size
+            boxes, probs, points = net.detect(np.ascontiguousarray(small), landmarks=True)
+        out: list[tuple[tuple[float, float, float, float], float, np.ndarray | None]] = []
         if boxes is None:
             return out
+        ox, oy = offset
         for box, p, pts in zip(boxes, probs, points, strict=False):
             if p is None or p < self.threshold:
                 continue
-            b = tuple(float(v) / scale for v in box)
-            b = (max(0.0, b[0]), max(0.0, b[1]), min(float(w), b[2]), min(float(h), b[3]))
+            b = (box[0] / scale + ox, box[1] / scale + oy, box[2] / scale + ox, box[3] / scale + oy)
+            b = (
+                max(0.0, float(b[0])),
+                max(0.0, float(b[1])),
+                min(float(full[0]), float(b[2])),
+                min(float(full[1]), float(b[3])),
+            )
             if min(b[2] - b[0], b[3] - b[1]) < self.min_face:
                 continue
-            out.append((b, float(p), np.asarray(pts, dtype=np.float32) / scale))
+            out.append((b, float(p), np.asarray(pts, dtype=np.float32) / scale + np.float32([ox, oy])))
         return out
 
 
@@ -130,18 +175,29 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def track_faces(
-    frames: list[Frame], detector: FaceDetector, *, min_iou: float = 0.3, max_gap: int = 3
+    frames: list[Frame], detector: FaceDetector, *, min_iou: float = 0.3, max_gap: int = 3, redetect_every: int = 4
 ) -> list[FaceTrack]:
     """Detect faces in every frame and link them greedily by IoU into tracks.
 
-    A track survives up to ``max_gap`` sampled frames without a match.
+    A track survives up to ``max_gap`` sampled frames without a match. When the detector can
+    search near known faces (``detect_near``), the whole frame is searched only every
+    ``redetect_every`` sampled frames, when no track is live or when the faces were lost; in
+    between, live faces are found again near their last box (a new face appears at the next
+    full search).
     """
     tracks: list[FaceTrack] = []
     last_seen: dict[int, int] = {}
+    last_full = -redetect_every
+    near = getattr(detector, "detect_near", None)
     for fi, fr in enumerate(frames):
-        dets = detector.detect(fr.image)
-        faces = [Face(fr.index, fr.t, box, score, lm) for box, score, lm in dets]
         live = [t for t in tracks if fi - last_seen[t.id] <= max_gap]
+        dets = []
+        if near is not None and live and fi - last_full < redetect_every:
+            dets = near(fr.image, [t.faces[-1].box for t in live])
+        if not dets:
+            dets = detector.detect(fr.image)
+            last_full = fi
+        faces = [Face(fr.index, fr.t, box, score, lm) for box, score, lm in dets]
         pairs = sorted(
             ((iou(t.faces[-1].box, f.box), ti, fj) for ti, t in enumerate(live) for fj, f in enumerate(faces)),
             reverse=True,
