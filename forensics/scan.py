@@ -338,7 +338,7 @@ def _run_workers(
 
     ctx = mp.get_context("fork")
     for d in dets:
-        d.load()  # load once in the parent; workers inherit the weights copy-on-write
+        d.warm_up()  # load weights and helpers once in the parent; workers inherit them copy-on-write
     queue = deque(todo)
     pool = [_Worker(ctx, dets, limits, iso) for _ in range(min(iso.workers, max(1, len(todo))))]
     try:
@@ -401,7 +401,7 @@ def _ray_worker_class() -> Any:
             self.dets = dets
             self.limits = limits
             for d in self.dets:
-                d.load()
+                d.warm_up()
 
         def score(self, path: str, sha: str | None) -> dict[str, Any]:
             return _timed(Path(path), self.dets, self.limits, sha)

@@ -191,6 +191,12 @@ class Detector(ABC):
             self._loaded = lw
         return self
 
+    def warm_up(self) -> Detector:
+        """Load the weights and build what the detector otherwise builds on first use (face detector,
+        feature libraries), so that worker processes forked afterwards share it instead of each paying
+        for it. Detectors with such helpers extend this."""
+        return self.load()
+
     @property
     def weights_id(self) -> str:
         return self.loaded_weights.id

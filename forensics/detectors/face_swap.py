@@ -76,6 +76,12 @@ class FaceSwapDetector(Detector):
         model.load_state_dict({k: v.float() for k, v in weights.tensors.items()})
         return model
 
+    def warm_up(self) -> Detector:
+        from forensics.media.faces import default_face_detector
+
+        default_face_detector().warm_up()
+        return super().warm_up()
+
     def units(self, media: Any) -> list[Unit]:
         return face_units(media, self.preprocessing)
 
