@@ -1,4 +1,4 @@
-"""Reproduce ``models/lip_sync.sync_v3``: self-supervised audio-visual sync on ../shared/data.
+"""Reproduce ``models/lip_sync.sync_v4``: self-supervised audio-visual sync on ../shared/data.
 
 Stages (each resumable; caches and checkpoints live in --work, never in the repo):
   1. preprocess every real talking-face video with audio (and the HyperLips pairs, for
@@ -9,7 +9,7 @@ Stages (each resumable; caches and checkpoints live in --work, never in the repo
      float16 weights and card to models/.
 
     python scripts/train_lip_sync.py --minutes 22 --stretch 0.15 --dropout 0.3   # then, resumed:
-    python scripts/train_lip_sync.py --minutes 34 --stretch 0.15 --dropout 0.3   # the shipped sync_v3
+    python scripts/train_lip_sync.py --minutes 34 --stretch 0.15 --dropout 0.3   # the shipped weights
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from forensics.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 PREP = {
-    "fps": 25, "face_fps": 5, "face_max_side": 360, "min_face": 40, "max_seconds": 120,
+    "fps": 25, "face_fps": 2, "face_max_side": 640, "min_face": 40, "max_seconds": 120,
     "mouth_height": 32, "mouth_width": 64, "mouth_scale": 1.8, "mouth_shift": 0.1, "min_mouth_px": 12,
     "sample_rate": 16000, "n_fft": 400, "n_mels": 40, "fmin": 60.0, "fmax": 7600.0, "mel_per_frame": 4,
     "mel_floor": 1e-6, "window_frames": 25, "hop_frames": 12, "max_offset_frames": 15,
@@ -227,6 +227,7 @@ def human_card(card: dict) -> str:
         f"- Held-out clips: {', '.join(td['validation'])}.",
         f"- Recipe: {json.dumps(rec)}.",
         f"- Licence: {card['licence']}.",
+        *([f"- Lineage: {card['lineage']}"] if card.get("lineage") else []),
         "",
         "## Measured",
         "",
@@ -277,7 +278,7 @@ def main() -> None:
     ap.add_argument("--dropout", type=float, default=0.3)
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--tag", default="sync_v3")
+    ap.add_argument("--tag", default="sync_v4")
     ap.add_argument("--prep-only", action="store_true")
     args = ap.parse_args()
     args.arch = ARCH | {"dropout": args.dropout}

@@ -226,6 +226,15 @@ def test_scores_a_talking_video(detector: Detector, tmp_path: Path) -> None:
     assert bool(spans) == bool(flagged)
 
 
+def test_one_face_pass_serves_face_swap_and_lip_sync(detector: Detector, tmp_path: Path) -> None:
+    from forensics.media import open_media
+
+    m = open_media(write_video(tmp_path / "talk.mp4", seconds=3.0, audio="speech"))
+    assert forensics.create_detector("face_swap").detect(m).status == "ok"
+    assert detector.detect(m).status == "ok"
+    assert len([k for k in m._cache if k[0] == "faces"]) == 1  # the same sampling and MTCNN settings
+
+
 @pytest.mark.parametrize(
     ("kind", "reason"), [(None, "no audio"), ("tone", "no speech"), ("silence", "no speech")]
 )  # fmt: skip

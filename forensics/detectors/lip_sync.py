@@ -90,7 +90,7 @@ def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) ->
         boxes = np.array([f.box for f in tr.faces], np.float64)
         spans.append((tr.id, ts, lms, boxes))
     per: dict[int, dict[int, tuple[np.ndarray, np.ndarray, float]]] = {tid: {} for tid, *_ in spans}
-    for fr in media.iter_frames(fps=fps, max_frames=max(n, 1)):
+    for fr in media.iter_frames(fps=fps, max_frames=max(n, 1), gray=True):
         i = round(fr.t * fps)
         if i >= n:
             break
@@ -212,7 +212,7 @@ class LipSyncDetector(Detector):
         name="lip_sync",
         kinds=("video",),
         unit="av_window",
-        default_weights="sync_v3",
+        default_weights="sync_v4",
         aggregation="mean",
         window_s=1.0,
         hop_s=0.5,
@@ -241,6 +241,12 @@ class LipSyncDetector(Detector):
             p = self.preprocessing
             self._face_detector = MTCNNDetector(max_side=int(p["face_max_side"]), min_face=int(p["min_face"]))
         return self._face_detector
+
+    def warm_up(self) -> Detector:
+        import librosa.feature  # noqa: F401  (its first import takes seconds)
+
+        self.face_detector().warm_up()
+        return super().warm_up()
 
     def units(self, media: Any) -> list[Unit]:
         prep = self.preprocessing
