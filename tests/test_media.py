@@ -68,6 +68,19 @@ def test_sparser_sampling_reuses_memoised_frames_exactly(media_dir: Path, monkey
     assert decoded == [3]
 
 
+def test_sampling_until_and_dense_face_passes_beyond_the_memo_cap(media_dir: Path) -> None:
+    m = open_media(media_dir / "talk.mp4", limits=Limits(max_frames=3))  # 2 s video: 4 samples at 2 fps
+    assert [round(f.t, 2) for f in m.frames(fps=2)] == pytest.approx([0.33, 1.0, 1.67], abs=0.05)  # spread
+    assert [f.t for f in m.frames(fps=2, until=1.2)] == pytest.approx([0.0, 0.5, 1.0], abs=0.05)  # the first 1.2 s
+    assert [f.t for f in m.iter_frames(fps=25, until=0.5, max_frames=100, gray=True)][-1] < 0.5
+    dense = m.faces(fps=2, max_frames=10)  # a dense pass over the memo cap: streamed, every 0.5 s
+    assert [round(f.t, 1) for t in dense for f in t.faces] == [0.0, 0.5, 1.0, 1.5]
+    assert not [k for k in m._cache if k[0] == "frames" and k[3] == 10]  # its frames were not kept
+    assert m.faces(fps=2, max_frames=10) is dense
+    short = open_media(media_dir / "talk.mp4")
+    assert short.faces(fps=2, max_frames=10, until=60) is short.faces(fps=2)  # same sampling, one pass
+
+
 def test_gray_frames_are_the_luma_of_the_rgb_frames(media_dir: Path) -> None:
     m = open_media(media_dir / "talk.mp4")
     rgb = [f.image for f in m.iter_frames(fps=2)]

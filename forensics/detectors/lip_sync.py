@@ -77,11 +77,12 @@ def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) ->
     Faces are detected at ``face_fps`` through ``media.faces``; frames are streamed at ``fps``
     for at most ``max_seconds`` (bounded memory: only the small crops are kept).
     """
-    fps, face_fps = float(prep["fps"]), float(prep["face_fps"])
-    tracks = [t for t in media.faces(fps=face_fps, detector=face_detector) if t.faces[0].landmarks is not None]
+    fps, face_fps, until = float(prep["fps"]), float(prep["face_fps"]), float(prep["max_seconds"])
+    faces = media.faces(fps=face_fps, detector=face_detector, until=until, max_frames=int(until * face_fps) + 1)
+    tracks = [t for t in faces if t.faces[0].landmarks is not None]
     if not tracks:
         return []
-    n = int(min(np.floor((media.info.duration or 0.0) * fps) + 1, float(prep["max_seconds"]) * fps))
+    n = int(min(np.floor((media.info.duration or 0.0) * fps) + 1, until * fps))
     reach = 1.0 / face_fps
     spans = []
     for tr in tracks:
@@ -90,7 +91,7 @@ def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) ->
         boxes = np.array([f.box for f in tr.faces], np.float64)
         spans.append((tr.id, ts, lms, boxes))
     per: dict[int, dict[int, tuple[np.ndarray, np.ndarray, float]]] = {tid: {} for tid, *_ in spans}
-    for fr in media.iter_frames(fps=fps, max_frames=max(n, 1), gray=True):
+    for fr in media.iter_frames(fps=fps, max_frames=max(n, 1), gray=True, until=until):
         i = round(fr.t * fps)
         if i >= n:
             break
@@ -134,7 +135,10 @@ def frame_energy_db(wav: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
     n = len(wav) // step
     if n == 0:
         return np.zeros(0, np.float32)
-    rms = np.sqrt(np.mean(np.square(wav[: n * step].reshape(n, step), dtype=np.float64), axis=1))
+    frames = wav[: n * step].reshape(n, step)
+    rms = np.empty(n)
+    for i in range(0, n, 4096):  # in blocks: an hour as one float64 array would take 460 MB
+        rms[i : i + 4096] = np.sqrt(np.mean(np.square(frames[i : i + 4096], dtype=np.float64), axis=1))
     return (20 * np.log10(rms + 1e-8)).astype(np.float32)
 
 
@@ -266,7 +270,10 @@ class LipSyncDetector(Detector):
         big = [t for t in tracks if np.median(t.mouth_px) >= float(prep["min_mouth_px"])]
         if not big:
             raise SkipDetection(f"face too small for lip reading (eye-mouth distance < {prep['min_mouth_px']} px)")
-        mel = log_mel(wav, prep)
+        last = (
+            max(t.first + len(t.crops) for t in big) + int(prep["window_frames"]) + 2 * int(prep["max_offset_frames"])
+        )
+        mel = log_mel(wav[: int((last + 1) / float(prep["fps"]) * int(prep["sample_rate"])) + int(prep["n_fft"])], prep)
         fps, wf, m = float(prep["fps"]), int(prep["window_frames"]), int(prep["max_offset_frames"])
         env = np.pad(energy, (m, wf + m), constant_values=float(energy.min()))
         units: list[Unit] = []

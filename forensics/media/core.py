@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,20 +143,36 @@ class Media:
         return f"Media({str(self.path)!r}, kind={i.kind}, format={i.format}, duration={i.duration})"
 
     # -- frames ---------------------------------------------------------------------------
-    def frames(self, *, fps: float | None = None, n: int | None = None, max_frames: int | None = None) -> list[Frame]:
+    def frames(
+        self,
+        *,
+        fps: float | None = None,
+        n: int | None = None,
+        max_frames: int | None = None,
+        until: float | None = None,
+    ) -> list[Frame]:
         """Sampled RGB frames at ``fps`` frames per second or ``n`` evenly spaced (memoised).
 
-        Images give one frame at t=0. Raises :class:`MediaError` for audio-only media.
+        ``until`` limits sampling to the first ``until`` seconds. Images give one frame at t=0.
+        Raises :class:`MediaError` for audio-only media.
         """
         if self.info.kind == "audio":
             raise MediaError("file has no video or image content")
         cap = min(max_frames or self.limits.max_frames, self.limits.max_frames)
-        key = ("frames", fps, n, cap)
+        until = self._until(until)
+        key = ("frames", fps, n, cap, until)
         if key not in self._cache:
-            self._cache[key] = self._from_memo(fps, n, cap) or list(self.iter_frames(fps=fps, n=n, max_frames=cap))
+            self._cache[key] = self._from_memo(fps, n, cap, until) or list(
+                self.iter_frames(fps=fps, n=n, max_frames=cap, until=until)
+            )
         return self._cache[key]
 
-    def _from_memo(self, fps: float | None, n: int | None, cap: int) -> list[Frame] | None:
+    def _until(self, until: float | None) -> float | None:
+        """``until`` normalised: ``None`` when it does not cut the file (so memo keys agree)."""
+        duration = self.info.duration or 0.0
+        return None if until is None or self.info.kind != "video" or 0 < duration <= until else float(until)
+
+    def _from_memo(self, fps: float | None, n: int | None, cap: int, until: float | None) -> list[Frame] | None:
         """The frames a new sampling would decode, taken from a memoised denser sampling when possible.
 
         Sampling takes the first frame at or after each target time, so when the new targets are a
@@ -166,23 +182,31 @@ class Media:
         duration = self.info.duration or 0.0
         if self.info.kind != "video" or self.info.animated or duration <= 0:
             return None
-        want = sample_times(duration, fps=fps, n=n, max_frames=cap)
+        want = sample_times(min(duration, until or duration), fps=fps, n=n, max_frames=cap)
         wanted = {round(t, 6) for t in want}
         for key, cached in self._cache.items():
             if key[0] != "frames":
                 continue
-            have = {round(t, 6) for t in sample_times(duration, fps=key[1], n=key[2], max_frames=key[3])}
+            span = min(duration, key[4] or duration)
+            have = {round(t, 6) for t in sample_times(span, fps=key[1], n=key[2], max_frames=key[3])}
             if wanted <= have:
                 return _pick(cached, want, cap)
         return None
 
     def iter_frames(
-        self, *, fps: float | None = None, n: int | None = None, max_frames: int | None = None, gray: bool = False
+        self,
+        *,
+        fps: float | None = None,
+        n: int | None = None,
+        max_frames: int | None = None,
+        gray: bool = False,
+        until: float | None = None,
     ) -> Iterator[Frame]:
         """Stream sampled frames without memoising them; only sampled frames are converted.
 
         With ``gray`` each image is H x W uint8 luma instead of RGB: for planar YUV video the
         decoder's own Y plane, with no colour conversion (its range may be limited, 16-235).
+        ``until`` samples only the first ``until`` seconds of a video (``fps`` and ``n`` apply to them).
         """
         cap = max_frames or self.limits.max_frames
         if self.info.kind == "image":
@@ -192,7 +216,7 @@ class Media:
         else:
             if fps is None and n is None:
                 fps = 1.0
-            yield from self._video_frames(fps=fps, n=n, max_frames=cap, gray=gray)
+            yield from self._video_frames(fps=fps, n=n, max_frames=cap, gray=gray, until=self._until(until))
             return
         for fr in frames:
             yield Frame(fr.index, fr.t, cv2.cvtColor(fr.image, cv2.COLOR_RGB2GRAY)) if gray else fr
@@ -225,10 +249,12 @@ class Media:
         except (OSError, ValueError) as exc:
             raise CorruptMediaError(f"cannot decode animated image: {exc}") from exc
 
-    def _video_frames(self, *, fps: float | None, n: int | None, max_frames: int, gray: bool) -> Iterator[Frame]:
+    def _video_frames(
+        self, *, fps: float | None, n: int | None, max_frames: int, gray: bool, until: float | None
+    ) -> Iterator[Frame]:
         import av
 
-        duration = self.info.duration or 0.0
+        duration = min(self.info.duration or 0.0, until or math.inf)
         if duration <= 0 and fps is None:
             fps = 1.0  # unknown duration: stream at 1 fps up to the cap
         targets = (
@@ -249,6 +275,8 @@ class Media:
                 t0 = _stream_start(stream)
                 for index, frame in enumerate(container.decode(stream)):
                     t = (frame.time - t0) if frame.time is not None else index / (self.info.fps or 25.0)
+                    if until is not None and t >= until:
+                        break
                     if t < targets[k] - eps:
                         continue
                     img = _luma(frame) if gray else frame.to_ndarray(format="rgb24")
@@ -316,17 +344,39 @@ class Media:
         return wav
 
     # -- faces ----------------------------------------------------------------------------
-    def faces(self, *, fps: float | None = None, n: int | None = None, detector: Any = None, **kwargs: Any) -> list:
+    def faces(
+        self,
+        *,
+        fps: float | None = None,
+        n: int | None = None,
+        detector: Any = None,
+        max_frames: int | None = None,
+        until: float | None = None,
+        **kwargs: Any,
+    ) -> list:
         """Face tracks over the sampled frames (memoised per sampling and detector settings).
 
-        See :func:`forensics.media.faces.track_faces` for the keyword arguments.
+        ``max_frames`` may exceed the frame memo's cap (:attr:`Limits.max_frames`): such a dense
+        pass streams its frames instead of keeping them, and only the tracks are memoised. See
+        :func:`forensics.media.faces.track_faces` for the keyword arguments.
         """
         from forensics.media.faces import default_face_detector, track_faces
 
         det = detector or default_face_detector()
-        key = ("faces", fps, n, det.cache_key(), tuple(sorted(kwargs.items())))
+        until = self._until(until)
+        cap = max_frames or self.limits.max_frames
+        duration = min(self.info.duration or 0.0, until or math.inf)
+        unspread = len(sample_times(duration, fps=fps, n=n, max_frames=2**31)) if self.info.kind == "video" else 1
+        if unspread <= min(cap, self.limits.max_frames):
+            cap = self.limits.max_frames  # the same samples whatever the cap: served by the usual frame memo
+        key = ("faces", fps, n, cap, until, det.cache_key(), tuple(sorted(kwargs.items())))
         if key not in self._cache:
-            self._cache[key] = track_faces(self.frames(fps=fps, n=n), det, **kwargs)
+            frames: Iterable[Frame] = (
+                self.frames(fps=fps, n=n, max_frames=cap, until=until)
+                if cap <= self.limits.max_frames
+                else self.iter_frames(fps=fps, n=n, max_frames=cap, until=until)
+            )
+            self._cache[key] = track_faces(frames, det, **kwargs)
         return self._cache[key]
 
     def clear(self) -> None:

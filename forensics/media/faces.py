@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -175,7 +176,7 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def track_faces(
-    frames: list[Frame], detector: FaceDetector, *, min_iou: float = 0.3, max_gap: int = 3, redetect_every: int = 4
+    frames: Iterable[Frame], detector: FaceDetector, *, min_iou: float = 0.3, max_gap: int = 3, redetect_every: int = 4
 ) -> list[FaceTrack]:
     """Detect faces in every frame and link them greedily by IoU into tracks.
 
