@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,29 @@ def test_detect_ok_result(tiny: TinyDetector, media_dir: Path) -> None:
     assert r.params["aggregation"] == "mean" and r.version == forensics.__version__
     img = tiny.detect(media_dir / "face.jpg")
     assert img.status == "ok" and img.score != r.score
+
+
+@pytest.mark.parametrize("keeps", [True, False])
+def test_detect_scores_streamed_units_batch_by_batch(
+    tiny: TinyDetector, media_dir: Path, monkeypatch: pytest.MonkeyPatch, keeps: bool
+) -> None:
+    _, logits = tiny.decision_function(media_dir / "talk.mp4")  # 4 frames
+    seen: list[int] = []
+    live: list = []
+
+    def streamed(media: object) -> Iterator:
+        for u in tiny.units(media):
+            seen.append(sum(1 for v in live if v.x.size))  # inputs alive when the next unit is made
+            live.append(u)
+            yield u
+
+    monkeypatch.setattr(tiny, "iter_units", streamed)
+    monkeypatch.setattr(type(tiny), "keeps_inputs", keeps)
+    monkeypatch.setattr(tiny, "batch_size", 3)
+    r = tiny.detect(media_dir / "talk.mp4")
+    assert r.status == "ok" and [s.logit for s in r.segments] == pytest.approx(logits.tolist(), abs=1e-5)
+    assert seen == ([0, 1, 2, 3] if keeps else [0, 1, 2, 0])  # freed after the first batch of 3
+    assert all((u.x.size > 0) == keeps for u in live)
 
 
 def test_detect_statuses_never_score(tiny: TinyDetector, media_dir: Path) -> None:

@@ -8,11 +8,12 @@ batching on the chosen device, calibration, aggregation, status handling — liv
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -58,6 +59,9 @@ class Unit:
     box: tuple[float, float, float, float] | None = None
     track: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+_FREED = np.zeros(0, np.float32)  # what ``Unit.x`` holds once scored by a detector that does not keep inputs
 
 
 # -- calibration and aggregation -----------------------------------------------------------
@@ -130,6 +134,8 @@ class Detector(ABC):
     """
 
     spec: ClassVar[DetectorSpec]
+    #: whether :meth:`evidence` reads ``Unit.x`` (if not, :meth:`detect` frees each input once scored)
+    keeps_inputs: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -228,6 +234,15 @@ class Detector(ABC):
     def units(self, media: Any) -> list[Unit]:
         """Turn media into network inputs; raise :class:`SkipDetection` when there is nothing to score."""
 
+    def iter_units(self, media: Any) -> Iterator[Unit]:
+        """The units one by one, for :meth:`detect`, which scores them batch by batch.
+
+        Default: :meth:`units`. A detector with many large inputs (an hour of audio windows)
+        overrides this with a generator and sets ``keeps_inputs = False``: :meth:`detect` then
+        frees each input once scored, so memory holds one batch, not the whole file.
+        """
+        return iter(self.units(media))
+
     def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
         """Detector-specific facts for the result (offsets, attribution...). Default: none."""
         return {}
@@ -289,6 +304,25 @@ class Detector(ABC):
         units, logits = self.decision_function(media_or_path)
         return units, calibrate(logits, self.calibration)
 
+    def _score(self, media: Any) -> tuple[list[Unit], np.ndarray]:
+        """Units and their logits, scored a batch at a time as :meth:`iter_units` yields them."""
+        units: list[Unit] = []
+        logits: list[np.ndarray] = []
+        batch: list[Unit] = []
+        for unit in itertools.chain(self.iter_units(media), [None]):
+            if unit is not None:
+                batch.append(unit)
+            if batch and (unit is None or len(batch) == self.batch_size):
+                logits.append(self.forward(np.stack([u.x for u in batch])))
+                if not self.keeps_inputs:
+                    for u in batch:
+                        u.x = _FREED
+                units += batch
+                batch = []
+        if not units:
+            raise SkipDetection("nothing to score")
+        return units, np.concatenate(logits)
+
     def detect(self, media_or_path: Any) -> DetectionResult:
         """Score a file. Bad input becomes a ``skipped`` or ``error`` result, never a score."""
         t0 = time.perf_counter()
@@ -298,10 +332,7 @@ class Detector(ABC):
             self.load()
             weights_id = self.weights_id
             media = self._prepare(media_or_path)
-            units = self.units(media)
-            if not units:
-                raise SkipDetection("nothing to score")
-            logits = self.forward(np.stack([u.x for u in units]))
+            units, logits = self._score(media)
             if not np.all(np.isfinite(logits)):
                 raise DetectorError("network produced non-finite logits")
             probs = calibrate(logits, self.calibration)

@@ -12,6 +12,7 @@ imports them, so training and scanning agree on every sample. All numbers come f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -180,16 +181,22 @@ class SyntheticSpeech(Detector):
         model.load_state_dict(state)
         return model.to(torch.float32)
 
+    keeps_inputs = False  # features are computed per window as scored: an hour holds one batch of them
+
     def units(self, media: Any) -> list[Unit]:
+        return list(self.iter_units(media))
+
+    def iter_units(self, media: Any) -> Iterator[Unit]:
         pre = self.preprocessing
         if not media.info.has_audio:
             raise SkipDetection("no audio track")
         sr = int(pre["sample_rate"])
         wav = media.audio(sr)
-        spans = speech_windows(wav, pre)
+        spans = speech_windows(wav, pre)  # chunks are views of one normalised copy, not copies
         if not spans:
             raise SkipDetection(NO_SPEECH)
-        return [Unit(window_features(c, pre), s / sr, e / sr) for s, e, c in spans]
+        for s, e, c in spans:
+            yield Unit(window_features(c, pre), s / sr, e / sr)
 
     def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
         """Speech coverage and the merged time spans whose calibrated window score reaches the threshold."""
