@@ -215,8 +215,8 @@ def scan(
                         by_sha.setdefault(rec["sha256"], rec)
     emit = progress or (lambda e: None)
     emit(ScanEvent("start", 0, len(files)))
-    todo: list[tuple[Path, str | None]] = []
     count = 0
+    copies: deque[tuple[Path, dict[str, Any]]] = deque()  # already-scanned content met while feeding
 
     def finish(f: Path, rec: dict[str, Any]) -> MediaReport:
         nonlocal count
@@ -227,18 +227,23 @@ def scan(
         emit(ScanEvent("file", count, len(files), f, report))
         return report
 
-    for f in files:
-        if str(f) in done_paths:
-            count += 1
-            emit(ScanEvent("resumed", count, len(files), f))
-            continue
-        sha = None
-        with contextlib.suppress(OSError):
-            sha = file_sha256(f)
-        if sha is not None and sha in by_sha:
-            yield finish(f, dict(by_sha[sha], path=str(f), duplicate_of=by_sha[sha]["path"]))
-            continue
-        todo.append((f, sha))
+    def feed() -> Iterator[tuple[Path, str | None]]:
+        """Files to score, hashed one at a time as workers ask for them (scoring starts at once)."""
+        nonlocal count
+        for f in files:
+            if str(f) in done_paths:
+                count += 1
+                emit(ScanEvent("resumed", count, len(files), f))
+                continue
+            sha = None
+            with contextlib.suppress(OSError):
+                sha = file_sha256(f)
+            if sha is not None and sha in by_sha:
+                copies.append((f, dict(by_sha[sha], path=str(f), duplicate_of=by_sha[sha]["path"])))
+                continue
+            yield f, sha
+
+    todo = feed()
     if engine == "ray":
         results = _run_ray(todo, dets, limits, address, isolation or Isolation(workers=default_workers()))  # type: ignore[arg-type]
     elif engine != "local":
@@ -248,7 +253,11 @@ def scan(
     else:
         results = _run_workers(todo, dets, limits, isolation)  # type: ignore[arg-type]
     for f, rec in results:
+        while copies:
+            yield finish(*copies.popleft())
         yield finish(f, rec)
+    while copies:
+        yield finish(*copies.popleft())
     emit(ScanEvent("done", len(files), len(files)))
 
 
@@ -329,8 +338,29 @@ class _Worker:
         self.conn.close()
 
 
+class _Lookahead:
+    """An iterator that can say whether another item is coming (``bool``) without losing it."""
+
+    _EMPTY = object()
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self._it = iter(items)
+        self._next: Any = self._EMPTY
+
+    def __bool__(self) -> bool:
+        if self._next is self._EMPTY:
+            self._next = next(self._it, self._EMPTY)
+        return self._next is not self._EMPTY
+
+    def popleft(self) -> Any:
+        if not self:
+            raise IndexError("no more items")
+        item, self._next = self._next, self._EMPTY
+        return item
+
+
 def _run_workers(
-    todo: list[tuple[Path, str | None]], dets: list[Detector], limits: Limits, iso: Isolation
+    todo: Iterable[tuple[Path, str | None]], dets: list[Detector], limits: Limits, iso: Isolation
 ) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Score files in ``iso.workers`` forked processes; a crash, hang or memory blow-up costs one file."""
     import multiprocessing as mp
@@ -339,8 +369,10 @@ def _run_workers(
     ctx = mp.get_context("fork")
     for d in dets:
         d.warm_up()  # load weights and helpers once in the parent; workers inherit them copy-on-write
-    queue = deque(todo)
-    pool = [_Worker(ctx, dets, limits, iso) for _ in range(min(iso.workers, max(1, len(todo))))]
+    queue = _Lookahead(todo)
+    if not queue:
+        return
+    pool = [_Worker(ctx, dets, limits, iso) for _ in range(iso.workers)]
     try:
         while queue or any(w.task for w in pool):
             for w in pool:
@@ -410,7 +442,7 @@ def _ray_worker_class() -> Any:
 
 
 def _run_ray(
-    todo: list[tuple[Path, str | None]], dets: list[Detector], limits: Limits, address: str | None, iso: Isolation
+    todo: Iterable[tuple[Path, str | None]], dets: list[Detector], limits: Limits, address: str | None, iso: Isolation
 ) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Distribute files over Ray actors; results stream back in completion order.
 
@@ -423,7 +455,8 @@ def _run_ray(
         import ray
     except ImportError as exc:
         raise ForensicsError("the ray engine needs Ray: pip install 'forensics[ray]'") from exc
-    if not todo:
+    queue = _Lookahead(todo)
+    if not queue:
         return
     started_here = not ray.is_initialized()
     if started_here:
@@ -438,11 +471,8 @@ def _run_ray(
             log_to_driver=False, runtime_env=env, configure_logging=False,
         )  # fmt: skip
     worker_cls = _ray_worker_class()
-    n = min(iso.workers, len(todo))
-    if address is not None:
-        n = max(1, min(len(todo), int(ray.cluster_resources().get("CPU", n))))
+    n = iso.workers if address is None else max(1, int(ray.cluster_resources().get("CPU", iso.workers)))
     actors = [worker_cls.remote(dets, limits) for _ in range(n)]
-    queue = deque(todo)
     running: dict[Any, tuple[int, Path, str | None, float]] = {}
 
     def submit(i: int) -> None:

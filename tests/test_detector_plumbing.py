@@ -129,6 +129,32 @@ def test_scan_resume_and_table(tiny: TinyDetector, media_dir: Path, tmp_path: Pa
     assert len(df) == len(files) + 1 and set(df["status"]) == {"ok", "skipped", "error"}
 
 
+@pytest.mark.parametrize("workers", [None, 2])
+def test_scan_hashes_files_as_it_goes(
+    tiny: TinyDetector, media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int | None
+) -> None:
+    import importlib
+
+    scan_mod = importlib.import_module("forensics.scan")  # the module, not the function forensics.scan
+    hashed: list[str] = []
+    real = scan_mod.file_sha256
+    monkeypatch.setattr(scan_mod, "file_sha256", lambda p: hashed.append(Path(p).name) or real(p))
+    out = tmp_path / "r.jsonl"
+    iso = scan_mod.Isolation(workers=workers) if workers else None
+    stream = forensics.scan(media_dir, detectors=[tiny], output=out, isolation=iso)
+    next(stream)
+    n = len(list(media_dir.iterdir()))
+    assert len(hashed) <= (workers or 1) + 1 < n  # the first result came before the folder was hashed
+    assert 1 + len(list(stream)) == n and len(hashed) == n
+    (tmp_path / "again").mkdir()
+    for name in ("a.mp4", "b.mp4"):  # copies of scanned content are recorded, not rescored
+        (tmp_path / "again" / name).write_bytes((media_dir / "talk.mp4").read_bytes())
+    reps = list(forensics.scan(tmp_path / "again", detectors=[tiny], output=out, isolation=iso))
+    assert sorted(Path(r.path).name for r in reps) == ["a.mp4", "b.mp4"]
+    copies = [r for r in read_records(out) if Path(r["path"]).parent.name == "again"]
+    assert len(copies) == 2 and all(r["duplicate_of"].endswith("talk.mp4") for r in copies)
+
+
 def test_cli_scan_exports_and_exit_code(tiny: TinyDetector, media_dir: Path, tmp_path: Path) -> None:
     out, csv, pq = tmp_path / "r.jsonl", tmp_path / "r.csv", tmp_path / "r.parquet"
     code = main(
