@@ -220,6 +220,7 @@ def test_scores_a_talking_video(detector: Detector, tmp_path: Path) -> None:
     assert len(w) == len(res.segments) and all(abs(x["offset_s"]) <= 0.6 for x in w)
     assert all(-1 <= x["mouth_audio_corr"] <= 1 for x in w)
     assert res.evidence["tracks"][0]["windows"] == len(w)
+    assert res.evidence["analysed_s"] == [0.0, pytest.approx(3.0, abs=0.05)]  # the whole (short) video
     flagged = [s for s in res.segments if s.score >= res.threshold]
     spans = res.evidence["desync_spans"]
     assert all(any(sp["start"] <= s.start and s.end <= sp["end"] for sp in spans) for s in flagged)

@@ -75,7 +75,8 @@ def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) ->
     """Mouth crops per face track at ``prep['fps']``, landmarks interpolated between detections.
 
     Faces are detected at ``face_fps`` through ``media.faces``; frames are streamed at ``fps``
-    for at most ``max_seconds`` (bounded memory: only the small crops are kept).
+    for at most the first ``max_seconds`` (bounded time and memory: only the small crops are kept;
+    the evidence states the analysed span).
     """
     fps, face_fps, until = float(prep["fps"]), float(prep["face_fps"]), float(prep["max_seconds"])
     faces = media.faces(fps=face_fps, detector=face_detector, until=until, max_frames=int(until * face_fps) + 1)
@@ -340,8 +341,10 @@ class LipSyncDetector(Detector):
                 spans[-1][1] = max(spans[-1][1], u.end)
             else:
                 spans.append([u.start, u.end, u.track])
+        duration = media.info.duration or 0.0
         return {
             "offset_sign": "positive = audio lags video",
+            "analysed_s": [0.0, round(min(duration, float(self.preprocessing["max_seconds"])), 3)],
             "tracks": tracks,
             "windows": windows,
             "desync_spans": [{"start": round(a, 3), "end": round(b, 3), "track": t} for a, b, t in spans],
