@@ -109,8 +109,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/synthetic_speech"))
     ap.add_argument("--conditions", nargs="+", default=["clean", "aac64"])
     ap.add_argument("--write-card", action="store_true", help="store the results in the weights card (re-saves)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the shared VM keeps one core free)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if not DATA.is_dir():
         raise SystemExit(f"needs {DATA}")
     det = create_detector("synthetic_speech", args.weights)

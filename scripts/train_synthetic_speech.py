@@ -1,8 +1,11 @@
-"""Reproduce ``models/synthetic_speech.lcnn_v1`` and ``models/synthetic_speech.gmm_v1``.
+"""Reproduce ``models/synthetic_speech.lcnn_v1``, ``gmm_v1`` and (``--neural``) ``lcnn_v2``.
 
 Real speech comes from ``../shared/data`` (real_speech, plus the audio tracks of real_video); the
 fakes are copy-synthesis of those same utterances (forensics.train.vocoders), and both classes pass
-through the same random channels (AAC/Opus/MP3 round trips, noise). Splits are by source:
+through the same random channels (AAC/Opus/MP3 round trips, noise). With ``--neural`` the script
+first trains the small neural vocoders of NEURAL_VOCODERS on training-split speech
+(forensics.train.neural_vocoder; kept in ``--work``, never in the repository) and adds their
+copy-synthesis fakes, half of every fake half-batch. Splits are by source:
 
 * train: sources not listed below;
 * validation (model selection and calibration): speechbrain, pyannote, LibriSpeech test-other
@@ -15,6 +18,7 @@ Everything slow is cached in ``--work`` (default /tmp/synthetic_speech), and tra
 from its checkpoint there. Usage::
 
     python scripts/train_synthetic_speech.py            # prep (~10 min), LCNN (~25 min), GMM, calibrate, save
+    python scripts/train_synthetic_speech.py --work /tmp/speech2 --neural --tag lcnn_v2 --skip-gmm  # + vocoders
     python scripts/eval_synthetic_speech.py --write-card  # shared-fake metrics into both cards
 """
 
@@ -36,6 +40,7 @@ from forensics.media import open_media
 from forensics.nn.synthetic_speech import LCNN, GMMScorer
 from forensics.train.calibration import calibration_record, fit_temperature
 from forensics.train.metrics import summarize
+from forensics.train.neural_vocoder import VocoderConfig, f0_track, load_generator, synthesize, train_vocoder
 from forensics.train.vocoders import available_vocoders, copy_synthesis, random_channel
 from forensics.weights import save_weights
 
@@ -45,6 +50,21 @@ VAL_REPOS = {"speechbrain/speechbrain", "pypi:pyannote-audio==4.0.7", "rizkiarm/
 AGGREGATION = "top_k_mean"
 VOCODERS_V1 = ("griffin_lim_mel", "griffin_lim_stft", "world", "lpc", "phase_vocoder", "mel_envelope")
 MAX_SECONDS = 60.0  # per source file, so one long interview does not dominate
+# Neural vocoders trained here (forensics.train.neural_vocoder) for the lcnn_v2 fakes: different upsampling
+# factors (hop 256 / 160 / 200), transposed vs nearest+conv upsampling, kernels and seeds, half of them with
+# an NSF-style F0 excitation (harmonics, as in NSF-HiFi-GAN); each is kept at two snapshots (an early,
+# rougher one and the last), so twelve generators in all.
+NEURAL_VOCODERS: dict[str, dict] = {
+    "tconv_884": {"upsample": (8, 8, 4), "upsample_mode": "transposed", "seed": 1},
+    "tconv_854": {"upsample": (8, 5, 4), "upsample_mode": "transposed", "seed": 2, "fmax": 7600.0},
+    "nearest_5442": {"upsample": (5, 4, 4, 2), "upsample_mode": "nearest", "seed": 3},
+    "nsf_tconv_8822": {"upsample": (8, 8, 2, 2), "upsample_mode": "transposed", "seed": 4, "res_kernel": 5,
+                       "dilations": (1, 2, 4), "source": True},
+    "nsf_nearest_5542": {"upsample": (5, 5, 4, 2), "upsample_mode": "nearest", "seed": 5, "channels": 128,
+                         "source": True},
+    "nsf_tconv_854": {"upsample": (8, 5, 4), "upsample_mode": "transposed", "seed": 6, "source": True},
+}  # fmt: skip
+NEURAL_STEPS = (1000, 3000)  # snapshots kept per vocoder
 LICENCE_NOTE = (
     "research-only: LibriSpeech (CC BY 4.0), VCTK (CC BY 4.0), CMU ARCTIC (free), Free Spoken Digit (CC BY-SA 4.0), "
     "VoxCeleb2 / LRS2 / GRID / DFDC audio tracks (research-only licences), speechbrain/pyannote test samples "
@@ -127,6 +147,76 @@ def prep_file(row: dict, idx: int, work: Path, vocoders: list[str]) -> Path | No
     return dest
 
 
+def train_audio(rows: list[dict], work: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All training-split real speech at 16 kHz, concatenated, and its per-sample F0 (cached)."""
+    dest, dest_f0 = work / "neural" / "train_audio.npy", work / "neural" / "train_f0.npy"
+    if not dest.exists():
+        parts = []
+        for row in rows:
+            media = open_media(DATA / row["file"])
+            if row["split"] == "train" and media.info.has_audio:
+                parts.append(media.audio(PRE["sample_rate"])[: int(MAX_SECONDS * PRE["sample_rate"])])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        np.save(dest, np.concatenate(parts).astype(np.float32))
+    if not dest_f0.exists():
+        np.save(dest_f0, f0_track(np.load(dest), PRE["sample_rate"]))
+    return np.load(dest), np.load(dest_f0)
+
+
+def train_neural_vocoders(rows: list[dict], work: Path, max_minutes: float) -> list[Path]:
+    """Train every vocoder of NEURAL_VOCODERS (resumable); returns the snapshot files in a fixed order."""
+    audio = f0 = None
+    snapshots = []
+    for name, kw in NEURAL_VOCODERS.items():
+        cfg = VocoderConfig(**kw)
+        for steps in NEURAL_STEPS:
+            dest = work / "neural" / f"{name}@{steps}.pt"
+            snapshots.append(dest)
+            if dest.exists():
+                continue
+            audio, f0 = train_audio(rows, work) if audio is None else (audio, f0)
+            ckpt = work / "neural" / f"{name}.pt"
+            state = torch.load(ckpt, weights_only=False) if ckpt.exists() else None
+            t0 = time.time()
+            while state is None or state["step"] < steps:
+                state = train_vocoder(audio, cfg, steps=steps, state=state, f0=f0, max_seconds=60.0)
+                torch.save(state, ckpt)
+                print(f"vocoder {name} step {state['step']} loss {np.mean(state['losses'][-50:]):.3f}"
+                      f" ({time.time() - t0:.0f}s)", flush=True)  # fmt: skip
+                if time.time() - t0 > max_minutes * 60:
+                    raise SystemExit(f"vocoder {name}: time budget reached; rerun to resume")
+            torch.save({k: state[k] for k in ("config", "model", "step", "losses")}, dest)
+    return snapshots
+
+
+def prep_neural(row: dict, idx: int, work: Path, snapshots: list[Path], cache: dict) -> Path | None:
+    """Cache windows of neural-vocoder copy-synthesis fakes of one real file (3 snapshots in train, 1 in val)."""
+    dest = work / "cache_neural" / f"{idx:04d}.npz"
+    if dest.exists():
+        return dest
+    rng = np.random.default_rng(10_000 + idx)
+    media = open_media(DATA / row["file"])
+    if not media.info.has_audio:
+        return None
+    wav = media.audio(PRE["sample_rate"])[: int(MAX_SECONDS * PRE["sample_rate"])]
+    specs, ceps, labels, kinds = [], [], [], []
+    for k in rng.choice(len(snapshots), 3 if row["split"] == "train" else 1, replace=False):
+        path = snapshots[int(k)]
+        if path not in cache:
+            cache[path] = load_generator(torch.load(path, weights_only=False))
+        fake, _ = _channel(synthesize(wav, cache[path], seed=idx), rng, 1)
+        for _, _, chunk in speech_windows(fake, PRE):
+            specs.append(log_spectrogram(chunk, PRE | RAW).astype(np.float16))
+            ceps.append(lfcc(chunk, PRE | LFCC))
+            labels.append(1)
+            kinds.append(f"neural:{path.stem}")
+    if not specs:
+        return None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(dest, spec=np.stack(specs), lfcc=np.stack(ceps), label=np.array(labels), kind=np.array(kinds))
+    return dest
+
+
 def _channel(wav: np.ndarray, rng: np.random.Generator, label: int) -> tuple[np.ndarray, int]:
     return random_channel(wav, PRE["sample_rate"], rng)[0], label
 
@@ -169,7 +259,9 @@ def train_lcnn(tr: dict, va: dict, work: Path, args: argparse.Namespace) -> tupl
         state = saved["state"]
         print(f"resumed at step {state['step']}")
     y = tr["label"]
-    idx_real, idx_fake = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+    neural = np.char.startswith(tr["kind"].astype(str), "neural:")
+    idx_real, idx_classic, idx_neural = (np.flatnonzero(m) for m in (y == 0, (y == 1) & ~neural, (y == 1) & neural))
+    n_neural = round(args.batch // 2 * args.neural_share) if idx_neural.size else 0
     rng = np.random.default_rng(state["step"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1,
                                                 last_epoch=state["step"] - 1 if state["step"] else -1)  # fmt: skip
@@ -177,7 +269,9 @@ def train_lcnn(tr: dict, va: dict, work: Path, args: argparse.Namespace) -> tupl
     crop = args.crop
     while state["step"] < min(args.steps, args.stop_step):
         b = args.batch // 2
-        idx = np.concatenate([rng.choice(idx_real, b), rng.choice(idx_fake, b)])
+        idx = np.concatenate(
+            [rng.choice(idx_real, b), rng.choice(idx_classic, b - n_neural), rng.choice(idx_neural, n_neural)]
+        )
         off = rng.integers(0, tr["spec"].shape[2] - crop + 1)
         x = (torch.from_numpy(tr["spec"][idx, :, off : off + crop].astype(np.float32)) - mean) / std
         for j in range(len(x)):  # frequency masking, one band per sample
@@ -277,6 +371,11 @@ def main() -> None:
     ap.add_argument("--vocoders", nargs="+", default=list(VOCODERS_V1), help="copy-synthesis methods, in rotation")
     ap.add_argument("--gmm-components", type=int, default=32)
     ap.add_argument("--prep-only", action="store_true")
+    ap.add_argument("--tag", default="lcnn_v1", help="tag of the LCNN weights written")
+    ap.add_argument("--neural", action="store_true", help="add neural-vocoder fakes (NEURAL_VOCODERS; lcnn_v2)")
+    ap.add_argument("--neural-share", type=float, default=0.5, help="share of neural fakes in each fake half-batch")
+    ap.add_argument("--neural-minutes", type=float, default=60.0, help="time budget for training the vocoders")
+    ap.add_argument("--skip-gmm", action="store_true", help="do not retrain the GMM baseline")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -296,10 +395,20 @@ def main() -> None:
             files.append((path, row))
         if i % 20 == 0:
             print(f"prep {i + 1}/{len(rows)} ({time.time() - t0:.0f}s)", flush=True)
+    if args.neural:
+        snapshots, generators = train_neural_vocoders(rows, args.work, args.neural_minutes), {}
+        for i, row in enumerate(rows):
+            path = prep_neural(row, i, args.work, snapshots, generators)
+            if path is not None:
+                files.append((path, row))
+            if i % 20 == 0:
+                print(f"neural prep {i + 1}/{len(rows)} ({time.time() - t0:.0f}s)", flush=True)
+        vocoders += [f"neural:{p.stem}" for p in snapshots]
     prep_s = time.time() - t0
     tr, va = load_split(files, "train"), load_split(files, "val")
-    n = {s: {"files": sum(r["split"] == s for _, r in files), "real_windows": int((d["label"] == 0).sum()),
-             "fake_windows": int((d["label"] == 1).sum())} for s, d in (("train", tr), ("val", va))}  # fmt: skip
+    n = {s: {"files": len({r["file"] for _, r in files if r["split"] == s}),
+             "real_windows": int((d["label"] == 0).sum()), "fake_windows": int((d["label"] == 1).sum())}
+         for s, d in (("train", tr), ("val", va))}  # fmt: skip
     print(json.dumps(n), f"prep {prep_s:.0f}s")
     if args.prep_only:
         return
@@ -324,7 +433,22 @@ def main() -> None:
               "augmentation": "random time crop, frequency masking; channels at prep time", "log": state["log"],
               "wall_time_s": {"prep": round(prep_s), "train": round(lcnn_s)}, "threads": 1,
               "command": "python scripts/train_synthetic_speech.py"}  # fmt: skip
-    save_weights(tensors, card("lcnn_v1", arch, pre, cal, vm, recipe, n, vocoders), args.out)
+    if args.neural:
+        recipe["neural_vocoders"] = {
+            "generators": {k: VocoderConfig(**kw).to_dict() for k, kw in NEURAL_VOCODERS.items()},
+            "snapshots_at_steps": list(NEURAL_STEPS),
+            "training": "forensics.train.neural_vocoder.train_vocoder: multi-resolution STFT + L1 log-mel loss, "
+            "AdamW 2e-3, batch 4 x 8192 samples of training-split real speech, 1 thread",
+            "fake_half_batch_share": args.neural_share,
+        }
+        recipe["command"] = (
+            f"python scripts/train_synthetic_speech.py --work /tmp/speech2 --neural --tag {args.tag} --skip-gmm "
+            f"--steps {args.steps} --stop-step {args.stop_step}"
+        )
+    save_weights(tensors, card(args.tag, arch, pre, cal, vm, recipe, n, vocoders), args.out)
+    if args.skip_gmm:
+        print(f"done in {time.time() - t0:.0f}s")
+        return
 
     t2 = time.time()
     gmm = train_gmm(tr, args.gmm_components, np.random.default_rng(0))
