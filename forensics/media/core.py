@@ -310,8 +310,7 @@ class Media:
         import av
 
         max_samples = int(self.limits.max_audio_s * sr)
-        chunks: list[np.ndarray] = []
-        total = 0
+        buf = _Samples(int((min(self.info.duration or 60.0, self.limits.max_audio_s) + 1.0) * sr))
         first_t: float | None = None
         try:
             with av.open(str(self.path), metadata_errors="replace") as container:
@@ -322,19 +321,17 @@ class Media:
                     if first_t is None:
                         first_t = frame.time
                     for out in resampler.resample(frame):
-                        chunk = out.to_ndarray().reshape(-1)
-                        chunks.append(chunk)
-                        total += chunk.size
-                    if total > max_samples:
+                        buf.append(out.to_ndarray().reshape(-1))
+                    if buf.size > max_samples:
                         raise MediaTooLargeError(f"audio longer than the {self.limits.max_audio_s:.0f} s limit")
                 for out in resampler.resample(None):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    buf.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError as exc:
-            if not chunks:
+            if not buf.size:
                 raise CorruptMediaError(f"cannot decode audio stream: {exc}") from exc
-        if not chunks:
+        if not buf.size:
             raise CorruptMediaError("audio stream holds no decodable sample")
-        wav = np.concatenate(chunks).astype(np.float32, copy=False)
+        wav = buf.array()
         if video_t0 is not None and first_t is not None:
             shift = round((first_t - video_t0) * sr)
             if shift > 0:
@@ -382,6 +379,29 @@ class Media:
     def clear(self) -> None:
         """Drop memoised frames, audio and faces."""
         self._cache.clear()
+
+
+class _Samples:
+    """A float32 sample buffer filled in place (an hour of 16 kHz audio is 230 MB: never held twice)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._buf = np.empty(max(capacity, 1), np.float32)
+        self.size = 0
+
+    def append(self, chunk: np.ndarray) -> None:
+        end = self.size + chunk.size
+        if end > self._buf.size:  # the header understated the duration: grow
+            grown = np.empty(max(end, int(self._buf.size * 1.5)), np.float32)
+            grown[: self.size] = self._buf[: self.size]
+            self._buf = grown
+        self._buf[self.size : end] = chunk
+        self.size = end
+
+    def array(self) -> np.ndarray:
+        """The samples, without a copy when the buffer is nearly full."""
+        if self.size >= 0.9 * self._buf.size:
+            return self._buf[: self.size]
+        return self._buf[: self.size].copy()
 
 
 def _stream_start(stream: Any) -> float:
