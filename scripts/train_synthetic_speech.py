@@ -52,19 +52,25 @@ VOCODERS_V1 = ("griffin_lim_mel", "griffin_lim_stft", "world", "lpc", "phase_voc
 MAX_SECONDS = 60.0  # per source file, so one long interview does not dominate
 # Neural vocoders trained here (forensics.train.neural_vocoder) for the lcnn_v2 fakes: different upsampling
 # factors (hop 256 / 160 / 200), transposed vs nearest+conv upsampling, kernels and seeds, half of them with
-# an NSF-style F0 excitation (harmonics, as in NSF-HiFi-GAN); each is kept at two snapshots (an early,
-# rougher one and the last), so twelve generators in all.
+# an NSF-style F0 excitation (harmonics, as in NSF-HiFi-GAN), trained 3000 steps on the spectral losses; two
+# of them continue with a multi-scale discriminator (as Parallel WaveGAN: spectral pretraining, then
+# adversarial) and are kept at two snapshots. "snapshots": the training steps whose generators make fakes.
 NEURAL_VOCODERS: dict[str, dict] = {
-    "tconv_884": {"upsample": (8, 8, 4), "upsample_mode": "transposed", "seed": 1},
-    "tconv_854": {"upsample": (8, 5, 4), "upsample_mode": "transposed", "seed": 2, "fmax": 7600.0},
-    "nearest_5442": {"upsample": (5, 4, 4, 2), "upsample_mode": "nearest", "seed": 3},
+    "tconv_884": {"upsample": (8, 8, 4), "upsample_mode": "transposed", "seed": 1, "snapshots": (3000,)},
+    "tconv_854": {"upsample": (8, 5, 4), "upsample_mode": "transposed", "seed": 2, "fmax": 7600.0,
+                  "snapshots": (3000,)},
+    "nearest_5442": {"upsample": (5, 4, 4, 2), "upsample_mode": "nearest", "seed": 3, "snapshots": (3000,)},
     "nsf_tconv_8822": {"upsample": (8, 8, 2, 2), "upsample_mode": "transposed", "seed": 4, "res_kernel": 5,
-                       "dilations": (1, 2, 4), "source": True},
+                       "dilations": (1, 2, 4), "source": True, "snapshots": (3000,)},
     "nsf_nearest_5542": {"upsample": (5, 5, 4, 2), "upsample_mode": "nearest", "seed": 5, "channels": 128,
-                         "source": True},
-    "nsf_tconv_854": {"upsample": (8, 5, 4), "upsample_mode": "transposed", "seed": 6, "source": True},
+                         "source": True, "snapshots": (3000,)},
+    "nsf_tconv_854": {"upsample": (8, 5, 4), "upsample_mode": "transposed", "seed": 6, "source": True,
+                      "snapshots": (3000,)},
+    "gan_tconv_884": {"upsample": (8, 8, 4), "upsample_mode": "transposed", "seed": 1, "adversarial_from": 3000,
+                      "snapshots": (4000, 5000)},
+    "gan_nsf_tconv_854": {"upsample": (8, 5, 4), "upsample_mode": "transposed", "seed": 6, "source": True,
+                          "adversarial_from": 3000, "snapshots": (4000, 5000)},
 }  # fmt: skip
-NEURAL_STEPS = (1000, 3000)  # snapshots kept per vocoder
 LICENCE_NOTE = (
     "research-only: LibriSpeech (CC BY 4.0), VCTK (CC BY 4.0), CMU ARCTIC (free), Free Spoken Digit (CC BY-SA 4.0), "
     "VoxCeleb2 / LRS2 / GRID / DFDC audio tracks (research-only licences), speechbrain/pyannote test samples "
@@ -168,8 +174,8 @@ def train_neural_vocoders(rows: list[dict], work: Path, max_minutes: float) -> l
     audio = f0 = None
     snapshots = []
     for name, kw in NEURAL_VOCODERS.items():
-        cfg = VocoderConfig(**kw)
-        for steps in NEURAL_STEPS:
+        cfg = VocoderConfig(**{k: v for k, v in kw.items() if k != "snapshots"})
+        for steps in kw["snapshots"]:
             dest = work / "neural" / f"{name}@{steps}.pt"
             snapshots.append(dest)
             if dest.exists():
@@ -191,7 +197,7 @@ def train_neural_vocoders(rows: list[dict], work: Path, max_minutes: float) -> l
 
 def prep_neural(row: dict, idx: int, work: Path, snapshots: list[Path], cache: dict) -> Path | None:
     """Cache windows of neural-vocoder copy-synthesis fakes of one real file (3 snapshots in train, 1 in val)."""
-    dest = work / "cache_neural" / f"{idx:04d}.npz"
+    dest = work / f"cache_neural_{len(snapshots)}" / f"{idx:04d}.npz"
     if dest.exists():
         return dest
     rng = np.random.default_rng(10_000 + idx)
@@ -435,10 +441,10 @@ def main() -> None:
               "command": "python scripts/train_synthetic_speech.py"}  # fmt: skip
     if args.neural:
         recipe["neural_vocoders"] = {
-            "generators": {k: VocoderConfig(**kw).to_dict() for k, kw in NEURAL_VOCODERS.items()},
-            "snapshots_at_steps": list(NEURAL_STEPS),
-            "training": "forensics.train.neural_vocoder.train_vocoder: multi-resolution STFT + L1 log-mel loss, "
-            "AdamW 2e-3, batch 4 x 8192 samples of training-split real speech, 1 thread",
+            "generators": NEURAL_VOCODERS,
+            "training": "forensics.train.neural_vocoder.train_vocoder: multi-resolution STFT + L1 log-mel loss "
+            "(+ LSGAN multi-scale discriminator and feature matching from adversarial_from), AdamW 2e-3, batch 4 x "
+            "8192 samples of training-split real speech, 1 thread",
             "fake_half_batch_share": args.neural_share,
         }
         recipe["command"] = (

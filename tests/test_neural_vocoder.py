@@ -95,3 +95,19 @@ def test_source_vocoder_needs_an_excitation_and_synthesises_with_it() -> None:
     fake = N.synthesize(wav, N.load_generator(state), seed=1)
     assert fake.shape == wav.shape and np.all(np.isfinite(fake))
     assert not np.array_equal(fake, N.synthesize(wav, N.load_generator(state), seed=2))  # the noise is seeded
+
+
+def test_adversarial_phase_trains_a_discriminator_that_resumes_with_the_generator() -> None:
+    audio = np.concatenate([formant_voice(1.0, SR, seed=s) for s in range(2)])
+    cfg = N.VocoderConfig(upsample=(8, 4, 2), adversarial_from=2, **TINY)
+    early = N.train_vocoder(audio, cfg, steps=2, batch=2, segment=4096)
+    assert "disc" not in early  # spectral pretraining only so far
+    state = N.train_vocoder(audio, cfg, steps=4, batch=2, segment=4096, state=early)
+    assert state["step"] == 4 and "disc" in state and np.all(np.isfinite(state["losses"]))
+    disc = N.Discriminator()
+    disc.load_state_dict(state["disc"])
+    scores = disc(torch.zeros(2, 4096))
+    assert len(scores) == 3 and all(s[-1].shape[:2] == (2, 1) for s in scores)
+    real = torch.from_numpy(audio[:4096])[None]
+    assert N.discriminator_loss(disc, real, real).item() >= 0
+    assert N.train_vocoder(audio, cfg, steps=5, batch=2, segment=4096, state=state)["step"] == 5

@@ -41,6 +41,7 @@ class VocoderConfig:
     fmin: float = 0.0
     fmax: float = 8000.0
     source: bool = False  # NSF-style: a sine + noise excitation from F0 is added at every stage
+    adversarial_from: int | None = None  # step from which a multi-scale discriminator trains too (LSGAN)
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -208,6 +209,58 @@ def vocoder_loss(fake: torch.Tensor, real: torch.Tensor, cfg: VocoderConfig, bas
 # -- training and synthesis -----------------------------------------------------------------------
 
 
+class Discriminator(nn.Module):
+    """Tiny MelGAN-style multi-scale discriminator: the waveform at 1x, 1/2x and 1/4x rate.
+
+    ``forward`` returns, per scale, the list of intermediate feature maps (the last is the score map).
+    """
+
+    def __init__(self, scales: int = 3, channels: int = 16) -> None:
+        super().__init__()
+        c = channels
+
+        def block() -> nn.ModuleList:
+            return nn.ModuleList([
+                nn.Conv1d(1, c, 15, padding=7),
+                nn.Conv1d(c, 2 * c, 41, stride=4, padding=20, groups=4),
+                nn.Conv1d(2 * c, 4 * c, 41, stride=4, padding=20, groups=8),
+                nn.Conv1d(4 * c, 4 * c, 5, padding=2),
+                nn.Conv1d(4 * c, 1, 3, padding=1),
+            ])  # fmt: skip
+
+        self.blocks = nn.ModuleList(block() for _ in range(scales))
+
+    def forward(self, wav: torch.Tensor) -> list[list[torch.Tensor]]:
+        x, out = wav.unsqueeze(1), []
+        for i, convs in enumerate(self.blocks):
+            if i:
+                x = F.avg_pool1d(x, 4, stride=2, padding=1, count_include_pad=False)
+            h, feats = x, []
+            for j, conv in enumerate(convs):
+                h = conv(h)
+                if j < len(convs) - 1:
+                    h = F.leaky_relu(h, 0.2)
+                feats.append(h)
+            out.append(feats)
+        return out
+
+
+def discriminator_loss(disc: Discriminator, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """LSGAN discriminator loss (real -> 1, generated -> 0, over every scale)."""
+    d_fake, d_real = disc(fake.detach()), disc(real)
+    return sum(torch.mean((r[-1] - 1) ** 2) + torch.mean(f[-1] ** 2) for f, r in zip(d_fake, d_real, strict=True))
+
+
+def generator_adversarial_loss(disc: Discriminator, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """LSGAN generator loss plus 2 x the feature-matching L1 (mean over scales)."""
+    g_fake = disc(fake)
+    with torch.no_grad():
+        d_real = disc(real)
+    adv = sum(torch.mean((f[-1] - 1) ** 2) for f in g_fake)
+    pairs = [(a, b) for f, r in zip(g_fake, d_real, strict=True) for a, b in zip(f[:-1], r[:-1], strict=True)]
+    return adv + 2 * sum(F.l1_loss(a, b) for a, b in pairs) / len(g_fake)
+
+
 def random_segments(
     audio: np.ndarray, n: int, length: int, rng: np.random.Generator
 ) -> tuple[torch.Tensor, np.ndarray]:
@@ -240,8 +293,9 @@ def train_vocoder(
     """Train (or resume from ``state``) a generator on real speech ``audio`` (1-D, at ``cfg.sample_rate``).
 
     ``f0`` is :func:`f0_track` of ``audio`` (computed here when a source vocoder needs it and it is
-    not given). Returns a resumable state ``{"config", "model", "opt", "step", "losses"}``; stops at
-    ``steps`` or after ``max_seconds``.
+    not given). From ``cfg.adversarial_from`` on, a :class:`Discriminator` trains with it. Returns a
+    resumable state ``{"config", "model", "opt", "step", "losses"}`` (plus ``"disc"``, ``"opt_d"``
+    once adversarial); stops at ``steps`` or after ``max_seconds``.
     """
     torch.manual_seed(cfg.seed)
     model = Generator(cfg)
@@ -253,6 +307,12 @@ def train_vocoder(
         step, losses = int(state["step"]), list(state["losses"])
     if cfg.source and f0 is None:
         f0 = f0_track(audio, cfg.sample_rate)
+    disc, opt_d = Discriminator(), None
+    if cfg.adversarial_from is not None:
+        opt_d = torch.optim.AdamW(disc.parameters(), lr=lr, betas=(0.8, 0.99))
+        if state is not None and "disc" in state:
+            disc.load_state_dict(state["disc"])
+            opt_d.load_state_dict(state["opt_d"])
     basis = mel_basis(cfg)
     rng = np.random.default_rng(cfg.seed * 100003 + step)
     gen = torch.Generator().manual_seed(cfg.seed * 100003 + step)
@@ -262,15 +322,24 @@ def train_vocoder(
     while step < steps and time.time() - t0 < max_seconds:
         real, starts = random_segments(audio, batch, segment, rng)
         f0_seg = torch.from_numpy(np.stack([f0[s : s + segment] for s in starts])) if cfg.source else None
-        loss = vocoder_loss(_generate(model, real, f0_seg, basis, gen), real, cfg, basis)
+        fake = _generate(model, real, f0_seg, basis, gen)
+        loss = vocoder_loss(fake, real, cfg, basis)
+        if opt_d is not None and step >= cfg.adversarial_from:
+            opt_d.zero_grad()
+            discriminator_loss(disc, fake, real).backward()
+            opt_d.step()
+            loss = loss + generator_adversarial_loss(disc, fake, real)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         opt.step()
         step += 1
         losses.append(loss.item())
-    return {"config": cfg.to_dict(), "model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-            "losses": losses}  # fmt: skip
+    out = {"config": cfg.to_dict(), "model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+           "losses": losses}  # fmt: skip
+    if opt_d is not None and step > cfg.adversarial_from:
+        out |= {"disc": disc.state_dict(), "opt_d": opt_d.state_dict()}
+    return out
 
 
 def load_generator(state: dict[str, Any]) -> Generator:
