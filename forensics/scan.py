@@ -122,7 +122,9 @@ def _analyze(path: Path, dets: list[Detector], limits: Limits, sha: str | None =
         return _file_error(path, sha, f"cannot read file: {exc.strerror or exc}", dets, {})
     except Exception as exc:  # a decoder library bug must not end the scan
         return _file_error(path, sha, f"cannot open media ({type(exc).__name__}: {exc})", dets, {})
-    results = [d.detect(media) for d in dets]
+    results: list[DetectionResult] = [None] * len(dets)  # type: ignore[list-item]
+    for i in sorted(range(len(dets)), key=lambda i: not dets[i].leads_decoding):
+        results[i] = dets[i].detect(media)
     media.clear()
     return MediaReport(str(path), sha, media.info.to_dict(), results, decide(results), library_version())
 

@@ -227,6 +227,45 @@ def test_scores_a_talking_video(detector: Detector, tmp_path: Path) -> None:
     assert bool(spans) == bool(flagged)
 
 
+def test_one_decode_gives_the_same_mouths_faces_and_frames_as_two(
+    detector: Detector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forensics.detectors.lip_sync import mouth_tracks
+    from forensics.media import Media, open_media
+    from forensics.media.faces import track_faces
+
+    path = write_video(tmp_path / "talk.mp4", seconds=3.0, audio="speech")
+    prep, det = detector.preprocessing, detector.face_detector()
+    face_fps = float(prep["face_fps"])
+    two = open_media(path)
+    two.faces(fps=face_fps, detector=det)  # faces already tracked (as after face_swap): a second decode
+    b = mouth_tracks(two, prep, det)
+    decoded: list[int] = []
+    real = Media._decode_video
+
+    def counting(self: Media, schedules: list, until: float | None) -> Iterator:
+        decoded.append(len(schedules))
+        return real(self, schedules, until)
+
+    monkeypatch.setattr(Media, "_decode_video", counting)
+    one = open_media(path)
+    a = mouth_tracks(one, prep, det)
+    faces_one = one.faces(fps=face_fps, detector=det)  # memoised by the one pass
+    frames_one = one.frames(fps=face_fps)
+    assert decoded == [2]  # mouths, faces and the face-rate frames from a single decode
+    assert len(a) == len(b) >= 1
+    for x, y in zip(a, b, strict=True):
+        assert (x.track, x.first) == (y.track, y.first)
+        assert np.array_equal(x.crops, y.crops) and np.allclose(x.boxes, y.boxes)
+    fresh = track_faces(open_media(path).frames(fps=face_fps), det)
+    assert [[f.box for f in t.faces] for t in faces_one] == [[f.box for f in t.faces] for t in fresh]
+    assert [f.index for f in frames_one] == [f.index for f in two.frames(fps=face_fps)]
+    decoded.clear()
+    report = forensics.analyze(path)  # every default detector, lip_sync leading: the video is decoded once
+    assert [r.detector for r in report.results] == sorted(r.detector for r in report.results)
+    assert all(r.status == "ok" for r in report.results) and decoded == [2]
+
+
 def test_one_face_pass_serves_face_swap_and_lip_sync(detector: Detector, tmp_path: Path) -> None:
     from forensics.media import open_media
 

@@ -136,6 +136,8 @@ class Detector(ABC):
     spec: ClassVar[DetectorSpec]
     #: whether :meth:`evidence` reads ``Unit.x`` (if not, :meth:`detect` frees each input once scored)
     keeps_inputs: ClassVar[bool] = True
+    #: run before the other detectors on a file: what it decodes in one pass is memoised for them
+    leads_decoding: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -71,38 +71,56 @@ def _interp(ts: np.ndarray, values: np.ndarray, t: float) -> np.ndarray:
     return (1 - a) * values[j - 1] + a * values[j]
 
 
+def _crop_frame(fr: Any, tracks: list, prep: dict[str, Any], reach: float, per: dict[int, dict], arrays: dict) -> None:
+    """Mouth crop of every track that covers luma frame ``fr`` (landmarks interpolated between detections).
+
+    ``arrays`` caches each track's times, landmarks and boxes as arrays (rebuilt when it grows).
+    """
+    i = round(fr.t * float(prep["fps"]))
+    for tr in tracks:
+        if not tr.faces[0].t - reach <= fr.t <= tr.faces[-1].t + reach:
+            continue
+        if tr.id not in arrays or len(arrays[tr.id][0]) != len(tr.faces):
+            arrays[tr.id] = (
+                np.array([f.t for f in tr.faces]),
+                np.stack([np.asarray(f.landmarks, np.float64) for f in tr.faces]),
+                np.array([f.box for f in tr.faces], np.float64),
+            )
+        ts, lms, boxes = arrays[tr.id]
+        lm, box = _interp(ts, lms, fr.t), _interp(ts, boxes, fr.t)
+        d = float(np.linalg.norm((lm[3] + lm[4]) / 2 - (lm[0] + lm[1]) / 2))
+        per.setdefault(tr.id, {})[i] = (mouth_crop(fr.image, lm, prep), box, d)
+
+
 def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) -> list[MouthTrack]:
     """Mouth crops per face track at ``prep['fps']``, landmarks interpolated between detections.
 
-    Faces are detected at ``face_fps`` through ``media.faces``; frames are streamed at ``fps``
-    for at most the first ``max_seconds`` (bounded time and memory: only the small crops are kept;
-    the evidence states the analysed span).
+    Faces are detected at ``face_fps`` (``media.faces``); luma frames are streamed at ``fps`` for
+    at most the first ``max_seconds`` (bounded time and memory: only the small crops are kept;
+    the evidence states the analysed span). When no other detector has tracked the faces yet and
+    the video fits in one face sampling, faces and mouths come from one decode
+    (:func:`_one_pass`), and the faces and sampled frames are left memoised for the others.
     """
     fps, face_fps, until = float(prep["fps"]), float(prep["face_fps"]), float(prep["max_seconds"])
-    faces = media.faces(fps=face_fps, detector=face_detector, until=until, max_frames=int(until * face_fps) + 1)
-    tracks = [t for t in faces if t.faces[0].landmarks is not None]
-    if not tracks:
-        return []
+    key, det, cap, cut = media.faces_key(
+        fps=face_fps, detector=face_detector, until=until, max_frames=int(until * face_fps) + 1
+    )
     n = int(min(np.floor((media.info.duration or 0.0) * fps) + 1, until * fps))
     reach = 1.0 / face_fps
-    spans = []
-    for tr in tracks:
-        ts = np.array([f.t for f in tr.faces])
-        lms = np.stack([np.asarray(f.landmarks, np.float64) for f in tr.faces])
-        boxes = np.array([f.box for f in tr.faces], np.float64)
-        spans.append((tr.id, ts, lms, boxes))
-    per: dict[int, dict[int, tuple[np.ndarray, np.ndarray, float]]] = {tid: {} for tid, *_ in spans}
-    for fr in media.iter_frames(fps=fps, max_frames=max(n, 1), gray=True, until=until):
-        i = round(fr.t * fps)
-        if i >= n:
-            break
-        for tid, ts, lms, boxes in spans:
-            if ts[0] - reach <= fr.t <= ts[-1] + reach:
-                lm = _interp(ts, lms, fr.t)
-                d = float(np.linalg.norm((lm[3] + lm[4]) / 2 - (lm[0] + lm[1]) / 2))
-                per[tid][i] = (mouth_crop(fr.image, lm, prep), _interp(ts, boxes, fr.t), d)
+    per: dict[int, dict[int, tuple[np.ndarray, np.ndarray, float]]] = {}
+    arrays: dict = {}
+    one_pass = media.info.kind == "video" and not media.info.animated and bool(media.info.duration)
+    if one_pass and not media.memoised(key) and cut is None and cap == media.limits.max_frames:
+        media.remember(key, _one_pass(media, prep, det, n, per))
+    else:
+        faces = media.faces(fps=face_fps, detector=face_detector, until=until, max_frames=int(until * face_fps) + 1)
+        tracks = [t for t in faces if t.faces[0].landmarks is not None]
+        if tracks:
+            for fr in media.iter_frames(fps=fps, max_frames=max(n, 1), gray=True, until=until):
+                if round(fr.t * fps) < n:
+                    _crop_frame(fr, tracks, prep, reach, per, arrays)
     out = []
-    for tid, got in per.items():
+    for tid, got in sorted(per.items()):
         if not got:
             continue
         idx = sorted(got)
@@ -116,6 +134,44 @@ def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) ->
             ds.append(prev[2])
         out.append(MouthTrack(tid, first, np.stack(crops), np.array(bxs, np.float32), np.array(ds, np.float32)))
     return out
+
+
+def _one_pass(media: Any, prep: dict[str, Any], det: Any, n: int, per: dict[int, dict]) -> list:
+    """Track faces on the ``face_fps`` samples and crop mouths from the luma frames of the same decode.
+
+    A luma frame waits (at most ``max_gap`` face samples) until every track that could cover it is
+    settled: no new track can start within ``reach`` of it and each live track has a detection at or
+    after it, so its crops equal those of the two-pass path. Returns all face tracks.
+    """
+    from collections import deque
+
+    from forensics.media.faces import FaceTracker
+
+    fps, face_fps = float(prep["fps"]), float(prep["face_fps"])
+    reach = 1.0 / face_fps
+    tracker = FaceTracker(det)
+    pending: deque = deque()
+    latest = -np.inf  # time of the last face sample
+    arrays: dict = {}
+
+    def settle(final: bool) -> None:
+        live = tracker.live()
+        while pending and (
+            final or (latest >= pending[0].t + reach and all(t.faces[-1].t >= pending[0].t for t in live))
+        ):
+            tracks = [t for t in tracker.tracks if t.faces[0].landmarks is not None]
+            _crop_frame(pending.popleft(), tracks, prep, reach, per, arrays)
+
+    frames = media.iter_frames_and_samples(fps=fps, max_frames=max(n, 1), sample_fps=face_fps)
+    for luma, rgb in frames:
+        if rgb is not None:
+            tracker.update(rgb)
+            latest = rgb.t
+        if luma is not None and round(luma.t * fps) < n:
+            pending.append(luma)
+        settle(final=False)
+    settle(final=True)
+    return tracker.tracks
 
 
 def log_mel(wav: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
@@ -237,6 +293,8 @@ class LipSyncDetector(Detector):
         model = LipSyncNet(**weights.card["architecture"]["args"])
         model.load_state_dict({k: v.to(torch.float32) for k, v in weights.tensors.items()})
         return model
+
+    leads_decoding = True  # one decode gives faces and mouths; face_swap and gan_fingerprint reuse it
 
     def face_detector(self) -> Any:
         """The MTCNN face detector at the card's ``face_max_side`` / ``min_face`` (created once)."""

@@ -252,8 +252,6 @@ class Media:
     def _video_frames(
         self, *, fps: float | None, n: int | None, max_frames: int, gray: bool, until: float | None
     ) -> Iterator[Frame]:
-        import av
-
         duration = min(self.info.duration or 0.0, until or math.inf)
         if duration <= 0 and fps is None:
             fps = 1.0  # unknown duration: stream at 1 fps up to the cap
@@ -265,9 +263,47 @@ class Media:
                 for i in range(max_frames)  # type: ignore[operator]
             ]
         )
-        eps = 1e-3  # take the first frame at or after each target time
-        k = 0
-        got = 0
+        for index, t, (img,) in self._decode_video([(targets, max_frames, gray)], until):
+            yield Frame(index, t, img)  # type: ignore[arg-type]
+
+    def iter_frames_and_samples(
+        self, *, fps: float, max_frames: int, sample_fps: float, until: float | None = None
+    ) -> Iterator[tuple[Frame | None, Frame | None]]:
+        """One decode of a video for two samplings: luma frames as ``iter_frames(fps=fps, gray=True,
+        max_frames=max_frames, until=until)`` gives them, and the RGB frames ``frames(fps=sample_fps)``
+        would hold. Yields ``(luma or None, rgb or None)`` per decoded frame that either wants. When the
+        pass runs to its end, the RGB frames are memoised as ``frames(fps=sample_fps)``, which then
+        decodes nothing.
+        """
+        if self.info.kind != "video" or self.info.animated or not self.info.duration:
+            raise MediaError("a combined pass needs a video of known duration")
+        until = self._until(until)
+        dense = sample_times(min(self.info.duration, until or math.inf), fps=fps, n=None, max_frames=max_frames)
+        cap = self.limits.max_frames
+        samples = sample_times(self.info.duration, fps=sample_fps, n=None, max_frames=cap)
+        kept: list[Frame] = []
+        for index, t, (luma, rgb) in self._decode_video([(dense, max_frames, True), (samples, cap, False)], None):
+            if rgb is not None:
+                kept.append(Frame(index, t, rgb))
+            yield (Frame(index, t, luma) if luma is not None else None), (kept[-1] if rgb is not None else None)
+        self._cache.setdefault(("frames", sample_fps, None, cap, None), kept)
+
+    def _decode_video(
+        self, schedules: list[tuple[list[float], int, bool]], until: float | None
+    ) -> Iterator[tuple[int, float, list[np.ndarray | None]]]:
+        """Decode the video once for several samplings ``(target times, cap, gray)``.
+
+        Each sampling takes the first frame at or after each of its target times, converted to
+        luma or RGB only when taken; yields ``(index, t, images)`` with ``None`` for samplings that
+        skip the frame. Stops when every sampling is complete, at ``until`` or at the stream's end.
+        """
+        import av
+
+        eps = 1e-3
+        k = [0] * len(schedules)
+        got = [0] * len(schedules)
+        done = [not targets for targets, _, _ in schedules]
+        yielded = 0
         try:
             with av.open(str(self.path), metadata_errors="replace") as container:
                 stream = container.streams.video[0]
@@ -275,22 +311,26 @@ class Media:
                 t0 = _stream_start(stream)
                 for index, frame in enumerate(container.decode(stream)):
                     t = (frame.time - t0) if frame.time is not None else index / (self.info.fps or 25.0)
-                    if until is not None and t >= until:
+                    if (until is not None and t >= until) or all(done):
                         break
-                    if t < targets[k] - eps:
-                        continue
-                    img = _luma(frame) if gray else frame.to_ndarray(format="rgb24")
-                    yield Frame(index, max(t, 0.0), _rotate(img, getattr(frame, "rotation", 0) or 0))
-                    got += 1
-                    while k < len(targets) and targets[k] <= t + eps:
-                        k += 1
-                    if k >= len(targets) or got >= max_frames:
-                        break
+                    images: list[np.ndarray | None] = [None] * len(schedules)
+                    for j, (targets, cap, gray) in enumerate(schedules):
+                        if done[j] or t < targets[k[j]] - eps:
+                            continue
+                        img = _luma(frame) if gray else frame.to_ndarray(format="rgb24")
+                        images[j] = _rotate(img, getattr(frame, "rotation", 0) or 0)
+                        got[j] += 1
+                        while k[j] < len(targets) and targets[k[j]] <= t + eps:
+                            k[j] += 1
+                        done[j] = k[j] >= len(targets) or got[j] >= cap
+                    if any(img is not None for img in images):
+                        yielded += 1
+                        yield index, max(t, 0.0), images
         except av.FFmpegError as exc:
-            if got == 0:
+            if yielded == 0:
                 raise CorruptMediaError(f"cannot decode video stream: {exc}") from exc
             # A truncated tail after good frames: keep what was decoded.
-        if got == 0:
+        if yielded == 0:
             raise CorruptMediaError("video stream holds no decodable frame")
 
     # -- audio ----------------------------------------------------------------------------
@@ -355,18 +395,13 @@ class Media:
 
         ``max_frames`` may exceed the frame memo's cap (:attr:`Limits.max_frames`): such a dense
         pass streams its frames instead of keeping them, and only the tracks are memoised. See
-        :func:`forensics.media.faces.track_faces` for the keyword arguments.
+        :class:`forensics.media.faces.FaceTracker` for the keyword arguments.
         """
-        from forensics.media.faces import default_face_detector, track_faces
+        from forensics.media.faces import track_faces
 
-        det = detector or default_face_detector()
-        until = self._until(until)
-        cap = max_frames or self.limits.max_frames
-        duration = min(self.info.duration or 0.0, until or math.inf)
-        unspread = len(sample_times(duration, fps=fps, n=n, max_frames=2**31)) if self.info.kind == "video" else 1
-        if unspread <= min(cap, self.limits.max_frames):
-            cap = self.limits.max_frames  # the same samples whatever the cap: served by the usual frame memo
-        key = ("faces", fps, n, cap, until, det.cache_key(), tuple(sorted(kwargs.items())))
+        key, det, cap, until = self.faces_key(
+            fps=fps, n=n, detector=detector, max_frames=max_frames, until=until, **kwargs
+        )
         if key not in self._cache:
             frames: Iterable[Frame] = (
                 self.frames(fps=fps, n=n, max_frames=cap, until=until)
@@ -375,6 +410,37 @@ class Media:
             )
             self._cache[key] = track_faces(frames, det, **kwargs)
         return self._cache[key]
+
+    def faces_key(
+        self,
+        *,
+        fps: float | None = None,
+        n: int | None = None,
+        detector: Any = None,
+        max_frames: int | None = None,
+        until: float | None = None,
+        **kwargs: Any,
+    ) -> tuple[tuple, Any, int, float | None]:
+        """``(memo key, detector, frame cap, until)`` of a :meth:`faces` call, normalised so that calls
+        sampling the same frames share one key. A detector that tracks faces during its own decode
+        stores them under this key (``media.remember(key, tracks)``) for the others."""
+        from forensics.media.faces import default_face_detector
+
+        det = detector or default_face_detector()
+        until = self._until(until)
+        cap = max_frames or self.limits.max_frames
+        duration = min(self.info.duration or 0.0, until or math.inf)
+        unspread = len(sample_times(duration, fps=fps, n=n, max_frames=2**31)) if self.info.kind == "video" else 1
+        if unspread <= min(cap, self.limits.max_frames):
+            cap = self.limits.max_frames  # the same samples whatever the cap: served by the usual frame memo
+        return ("faces", fps, n, cap, until, det.cache_key(), tuple(sorted(kwargs.items()))), det, cap, until
+
+    def memoised(self, key: tuple) -> bool:
+        return key in self._cache
+
+    def remember(self, key: tuple, value: Any) -> None:
+        """Memoise a result computed outside the media layer under a key it defines (see :meth:`faces_key`)."""
+        self._cache[key] = value
 
     def clear(self) -> None:
         """Drop memoised frames, audio and faces."""

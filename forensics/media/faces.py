@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -175,10 +175,8 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def track_faces(
-    frames: Iterable[Frame], detector: FaceDetector, *, min_iou: float = 0.3, max_gap: int = 3, redetect_every: int = 4
-) -> list[FaceTrack]:
-    """Detect faces in every frame and link them greedily by IoU into tracks.
+class FaceTracker:
+    """Links detections frame by frame into tracks (greedy IoU); :func:`track_faces` runs it over a list.
 
     A track survives up to ``max_gap`` sampled frames without a match. When the detector can
     search near known faces (``detect_near``), the whole frame is searched only every
@@ -186,18 +184,32 @@ def track_faces(
     between, live faces are found again near their last box (a new face appears at the next
     full search).
     """
-    tracks: list[FaceTrack] = []
-    last_seen: dict[int, int] = {}
-    last_full = -redetect_every
-    near = getattr(detector, "detect_near", None)
-    for fi, fr in enumerate(frames):
-        live = [t for t in tracks if fi - last_seen[t.id] <= max_gap]
+
+    def __init__(
+        self, detector: FaceDetector, *, min_iou: float = 0.3, max_gap: int = 3, redetect_every: int = 4
+    ) -> None:
+        self.detector = detector
+        self.min_iou, self.max_gap, self.redetect_every = min_iou, max_gap, redetect_every
+        self.tracks: list[FaceTrack] = []
+        self.frames_seen = 0
+        self._last_seen: dict[int, int] = {}
+        self._last_full = -redetect_every
+
+    def live(self) -> list[FaceTrack]:
+        """Tracks that a later frame may still extend."""
+        return [t for t in self.tracks if self.frames_seen - self._last_seen[t.id] <= self.max_gap]
+
+    def update(self, fr: Frame) -> list[Face]:
+        """Detect faces in the next sampled frame and attach them to tracks; returns them."""
+        fi = self.frames_seen
+        live = self.live()
+        near = getattr(self.detector, "detect_near", None)
         dets = []
-        if near is not None and live and fi - last_full < redetect_every:
+        if near is not None and live and fi - self._last_full < self.redetect_every:
             dets = near(fr.image, [t.faces[-1].box for t in live])
         if not dets:
-            dets = detector.detect(fr.image)
-            last_full = fi
+            dets = self.detector.detect(fr.image)
+            self._last_full = fi
         faces = [Face(fr.index, fr.t, box, score, lm) for box, score, lm in dets]
         pairs = sorted(
             ((iou(t.faces[-1].box, f.box), ti, fj) for ti, t in enumerate(live) for fj, f in enumerate(faces)),
@@ -206,20 +218,29 @@ def track_faces(
         used_t: set[int] = set()
         used_f: set[int] = set()
         for score, ti, fj in pairs:
-            if score < min_iou or ti in used_t or fj in used_f:
+            if score < self.min_iou or ti in used_t or fj in used_f:
                 continue
             used_t.add(ti)
             used_f.add(fj)
             faces[fj].track = live[ti].id
             live[ti].faces.append(faces[fj])
-            last_seen[live[ti].id] = fi
+            self._last_seen[live[ti].id] = fi
         for fj, f in enumerate(faces):
             if fj not in used_f:
-                tid = len(tracks)
+                tid = len(self.tracks)
                 f.track = tid
-                tracks.append(FaceTrack(tid, [f]))
-                last_seen[tid] = fi
-    return tracks
+                self.tracks.append(FaceTrack(tid, [f]))
+                self._last_seen[tid] = fi
+        self.frames_seen += 1
+        return faces
+
+
+def track_faces(frames: Iterable[Frame], detector: FaceDetector, **kwargs: Any) -> list[FaceTrack]:
+    """Detect faces in every frame and link them into tracks (see :class:`FaceTracker` for ``kwargs``)."""
+    tracker = FaceTracker(detector, **kwargs)
+    for fr in frames:
+        tracker.update(fr)
+    return tracker.tracks
 
 
 def align_matrix(face: Face, *, size: int, margin: float, rotate: bool = True) -> np.ndarray:
