@@ -437,6 +437,10 @@ def _ray_worker_class() -> Any:
             for d in self.dets:
                 d.warm_up()
 
+        def ready(self) -> bool:
+            """Returns once the actor has started and loaded its detectors."""
+            return True
+
         def score(self, path: str, sha: str | None) -> dict[str, Any]:
             return _timed(Path(path), self.dets, self.limits, sha)
 
@@ -474,7 +478,14 @@ def _run_ray(
         )  # fmt: skip
     worker_cls = _ray_worker_class()
     n = iso.workers if address is None else max(1, int(ray.cluster_resources().get("CPU", iso.workers)))
-    actors = [worker_cls.remote(dets, limits) for _ in range(n)]
+
+    def start() -> Any:
+        """A new actor, once it is up: a file's time limit must not include an actor's start-up."""
+        actor = worker_cls.remote(dets, limits)
+        ray.get(actor.ready.remote())
+        return actor
+
+    actors: list[Any] = []
     running: dict[Any, tuple[int, Path, str | None, float]] = {}
 
     def submit(i: int) -> None:
@@ -482,6 +493,8 @@ def _run_ray(
         running[actors[i].score.remote(str(f), sha)] = (i, f, sha, time.monotonic())
 
     try:
+        actors = [worker_cls.remote(dets, limits) for _ in range(n)]
+        ray.get([a.ready.remote() for a in actors])  # start in parallel, then time files
         for i in range(n):
             if queue:
                 submit(i)
@@ -493,7 +506,7 @@ def _run_ray(
                     yield f, ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     yield f, _file_error(f, sha, f"worker failed: {type(exc).__name__}", dets, {}).to_dict()
-                    actors[i] = worker_cls.remote(dets, limits)
+                    actors[i] = start()
                 if queue:
                     submit(i)
             now = time.monotonic()
@@ -502,7 +515,7 @@ def _run_ray(
                     running.pop(ref)
                     ray.kill(actors[i])
                     yield f, _file_error(f, sha, f"timed out after {iso.timeout_s:g} s", dets, {}).to_dict()
-                    actors[i] = worker_cls.remote(dets, limits)
+                    actors[i] = start()
                     if queue:
                         submit(i)
     finally:
