@@ -5,7 +5,7 @@
    offset error <= 0.08 s, and how many aligned windows are flagged (score >= threshold).
 2. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
 
-    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v4] [--write-card]
+    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v5] [--write-card]
 
 ``--write-card`` records these numbers in the shipped card (metrics.full_pipeline) and re-saves it.
 """

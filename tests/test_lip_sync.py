@@ -146,6 +146,18 @@ def test_weighted_curve_uses_speech_of_the_shifted_audio() -> None:
     assert corr.shape == (21,) and int(np.argmax(corr)) - 10 == 3 and corr.max() > 0.99
 
 
+def test_smoothing_averages_neighbouring_windows_of_one_track() -> None:
+    from forensics.detectors.base import Unit
+    from forensics.detectors.lip_sync import smooth_windows
+
+    units = [Unit(np.zeros(1), s, s + 1, track=t) for s, t in [(1.0, 0), (0.0, 0), (0.0, 1), (0.5, 0), (1.5, 0)]]
+    logits = np.array([4.0, 0.0, 100.0, 2.0, 6.0])  # track 0 in time order: 0, 2, 4, 6
+    assert np.allclose(smooth_windows(units, logits, 1), logits)
+    assert np.allclose(smooth_windows(units, logits, 3), [4.0, 1.0, 100.0, 2.0, 5.0])  # ends average fewer
+    curves = np.stack([logits, -logits], axis=1)  # curves are smoothed row-wise the same way
+    assert np.allclose(smooth_windows(units, curves, 3)[:, 1], -smooth_windows(units, logits, 3))
+
+
 def test_window_starts_cover_the_run() -> None:
     assert window_starts(20, PREP) == []
     assert window_starts(25, PREP) == [0]

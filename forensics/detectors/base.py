@@ -245,6 +245,11 @@ class Detector(ABC):
         """
         return iter(self.units(media))
 
+    def context_logits(self, units: list[Unit], logits: np.ndarray) -> np.ndarray:
+        """Unit logits revised with context across the units of one file, after the network and before
+        calibration (lip_sync averages each window with its neighbours on the same track). Default: as is."""
+        return logits
+
     def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
         """Detector-specific facts for the result (offsets, attribution...). Default: none."""
         return {}
@@ -299,7 +304,7 @@ class Detector(ABC):
         units = self.units(media)
         if not units:
             raise SkipDetection("nothing to score")
-        return units, self.forward(np.stack([u.x for u in units]))
+        return units, self.context_logits(units, self.forward(np.stack([u.x for u in units])))
 
     def predict_proba(self, media_or_path: Any) -> tuple[list[Unit], np.ndarray]:
         """Calibrated P(fake) per unit."""
@@ -323,7 +328,7 @@ class Detector(ABC):
                 batch = []
         if not units:
             raise SkipDetection("nothing to score")
-        return units, np.concatenate(logits)
+        return units, self.context_logits(units, np.concatenate(logits))
 
     def detect(self, media_or_path: Any) -> DetectionResult:
         """Score a file. Bad input becomes a ``skipped`` or ``error`` result, never a score."""

@@ -8,7 +8,8 @@ float32 row (sizes in the card's architecture args; :class:`forensics.nn.lip_syn
 splits it). The network's sync curve (similarity per audio shift) gives the logit (zero-offset
 similarity below that of clearly shifted audio = out of sync), the estimated offset (its argmax; positive
 = the audio lags the video) and the confidence (max minus median); windows over the threshold are
-merged into ``desync_spans`` per track.
+merged into ``desync_spans`` per track. Logits and curves are averaged over ``smooth_windows``
+neighbouring windows of a track (a 1 s window alone is noisy; spans blur by about a second).
 
 A training-free cue rides along in the evidence: the correlation between mouth opening
 (darkness of the lip gap in the crop) and the speech envelope, at zero lag and at its best lag.
@@ -174,6 +175,21 @@ def _one_pass(media: Any, prep: dict[str, Any], det: Any, n: int, per: dict[int,
     return tracker.tracks
 
 
+def smooth_windows(units: list[Any], values: np.ndarray, k: int) -> np.ndarray:
+    """Each window's value (logit or sync curve) averaged with its neighbours on the same track:
+    ``k`` windows centred on it (fewer at a track's ends). ``k = 1`` leaves values unchanged."""
+    values = np.asarray(values, np.float64)
+    if k <= 1 or len(values) == 0:
+        return values
+    out = np.empty_like(values)
+    h = k // 2
+    for tid in {u.track for u in units}:
+        idx = sorted((i for i, u in enumerate(units) if u.track == tid), key=lambda i: units[i].start)
+        vals = values[idx]
+        out[idx] = [vals[max(0, j - h) : j + h + 1].mean(0) for j in range(len(idx))]
+    return out
+
+
 def log_mel(wav: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
     """``n_mels`` x frames log-mel at ``mel_per_frame * fps`` frames per second (float32)."""
     import librosa
@@ -273,7 +289,7 @@ class LipSyncDetector(Detector):
         name="lip_sync",
         kinds=("video",),
         unit="av_window",
-        default_weights="sync_v4",
+        default_weights="sync_v5",
         aggregation="mean",
         window_s=1.0,
         hop_s=0.5,
@@ -363,9 +379,15 @@ class LipSyncDetector(Detector):
             lambda b: model.sync_curve(b.float()), xs, np.zeros((0, 2 * model.max_offset + 1), np.float32)
         )
 
+    def context_logits(self, units: list[Unit], logits: np.ndarray) -> np.ndarray:
+        """Window logits averaged over ``smooth_windows`` neighbouring windows of the same track."""
+        k = int(self.preprocessing.get("smooth_windows", 1))
+        return smooth_windows(units, logits, k).astype(np.float32)
+
     def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
         fps = float(self.preprocessing["fps"])
-        curves = self.sync_curves(np.stack([u.x for u in units]))
+        k = int(self.preprocessing.get("smooth_windows", 1))
+        curves = smooth_windows(units, self.sync_curves(np.stack([u.x for u in units])), k)
         m = curves.shape[1] // 2
         offsets = (curves.argmax(1) - m) / fps
         conf = curves.max(1) - np.median(curves, axis=1)

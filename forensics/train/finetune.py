@@ -9,6 +9,7 @@ a card into the user's weights folder, usable at once as ``<detector>.<tag>``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from forensics.detectors import create_detector
-from forensics.detectors.base import aggregate, calibrate
+from forensics.detectors.base import Unit, aggregate, calibrate
 from forensics.errors import ForensicsError
 from forensics.media import open_media
 from forensics.train.calibration import fit_temperature, threshold_at_fpr
@@ -45,22 +46,23 @@ def split_groups(samples: list[Sample], val_fraction: float, rng: np.random.Gene
 
 def _units(
     det: Any, samples: list[Sample], progress: Progress | None
-) -> tuple[list[np.ndarray], list[list[int | None]], list[Sample], list[str]]:
-    """Per kept file: stacked unit inputs and unit track ids (aggregation needs them, e.g. ``track_max``)."""
-    xs, tracks, kept, problems = [], [], [], []
+) -> tuple[list[np.ndarray], list[list[Unit]], list[Sample], list[str]]:
+    """Per kept file: stacked unit inputs and the units without them (times and tracks: aggregation
+    and :meth:`Detector.context_logits` need them)."""
+    xs, metas, kept, problems = [], [], [], []
     for i, s in enumerate(samples, 1):
         try:
             units = det.units(open_media(s.path))
             if not units:
                 raise ForensicsError("nothing to score")
             xs.append(np.stack([u.x for u in units]).astype(np.float32))
-            tracks.append([u.track for u in units])
+            metas.append([dataclasses.replace(u, x=np.zeros(0, np.float32)) for u in units])
             kept.append(s)
         except (ForensicsError, OSError, ValueError, RuntimeError) as exc:
             problems.append(f"{s.path}: {exc}")
         if progress:
             progress("prepare", i, len(samples), {"path": str(s.path)})
-    return xs, tracks, kept, problems
+    return xs, metas, kept, problems
 
 
 def _augment(x: Any, unit: str, gen: Any) -> Any:
@@ -112,7 +114,7 @@ def finetune(
         raise ForensicsError("the real and fake folders hold no files")
     if not any(s.label == 0 for s in samples) or not any(s.label == 1 for s in samples):
         raise ForensicsError("fine-tuning needs both real and fake files")
-    xs, unit_tracks, kept, problems = _units(det, samples, progress)
+    xs, metas, kept, problems = _units(det, samples, progress)
     if not kept:
         raise ForensicsError(f"no file gave anything to score; first problems: {problems[:3]}")
     rng = np.random.default_rng(seed)
@@ -122,7 +124,7 @@ def finetune(
     x_tr = torch.from_numpy(np.concatenate([xs[i] for i in tr]))
     y_tr = torch.from_numpy(np.concatenate([[kept[i].label] * len(xs[i]) for i in tr]).astype(np.float32))
     y_va_files = np.array([kept[i].label for i in va])
-    va_tracks = [unit_tracks[i] for i in va]
+    va_tracks = [[u.track for u in metas[i]] for i in va]
 
     model = det.model
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -140,7 +142,7 @@ def finetune(
 
     def val_logits() -> list[np.ndarray]:
         model.eval()
-        return [det.forward(xs[i]) for i in va]
+        return [det.context_logits(metas[i], det.forward(xs[i])) for i in va]
 
     y_va_units = np.concatenate([[kept[i].label] * len(xs[i]) for i in va]).astype(np.float64)
 
