@@ -382,6 +382,7 @@ def main() -> None:
     ap.add_argument("--neural-share", type=float, default=0.5, help="share of neural fakes in each fake half-batch")
     ap.add_argument("--neural-minutes", type=float, default=60.0, help="time budget for training the vocoders")
     ap.add_argument("--skip-gmm", action="store_true", help="do not retrain the GMM baseline")
+    ap.add_argument("--min-bin", type=int, default=0, help="LCNN sees STFT bins from here up (128 = 4 kHz)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -418,6 +419,8 @@ def main() -> None:
     print(json.dumps(n), f"prep {prep_s:.0f}s")
     if args.prep_only:
         return
+    if args.min_bin:  # the cache holds every bin; the network sees the upper ones only
+        tr["spec"], va["spec"] = tr["spec"][:, args.min_bin :], va["spec"][:, args.min_bin :]
 
     t1 = time.time()
     model, state, mean, std = train_lcnn(tr, va, args.work, args)
@@ -431,7 +434,11 @@ def main() -> None:
     )
     cal, vm = calibrate_logits(logits, va, note)
     print("lcnn val", json.dumps(vm))
-    pre = PRE | {"features": "logspec", "feat_mean": mean, "feat_std": std}
+    pre = (
+        PRE
+        | {"features": "logspec", "feat_mean": mean, "feat_std": std}
+        | ({"min_bin": args.min_bin} if args.min_bin else {})
+    )
     arch = {"name": "lcnn", "args": {"n_freq": int(tr["spec"].shape[1]), "channels": [8, 16, 24, 32], "hidden": 64,
                                       "dropout": 0.3, "stem_stride": 2}}  # fmt: skip
     recipe = {"optimiser": f"AdamW lr {args.lr} one-cycle, weight decay 1e-3, batch {args.batch} balanced",

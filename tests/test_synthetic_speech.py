@@ -92,6 +92,8 @@ def test_features_shapes_ranges_and_dtypes() -> None:
     spec = S.window_features(chunk, PRE)
     assert spec.shape == (257, FRAMES) and spec.dtype == np.float32 and np.all(np.isfinite(spec))
     assert -6 < spec.mean() < 6
+    upper = S.window_features(chunk, PRE | {"min_bin": 128})  # 4-8 kHz only: the top rows of the full map
+    assert upper.shape == (129, FRAMES) and np.allclose(upper, spec[128:])
     ceps = S.window_features(chunk, PRE | {"features": "lfcc", "n_filters": 20, "n_lfcc": 20})
     assert ceps.shape == (60, FRAMES) and ceps.dtype == np.float32 and np.all(np.isfinite(ceps))
     # a louder copy gives the same features (loudness is normalised before)

@@ -102,8 +102,8 @@ def is_speech(chunk: np.ndarray, level: np.ndarray, active: np.ndarray, pre: dic
 
 
 def log_spectrogram(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
-    """Standardised log power spectrogram ``(n_fft // 2 + 1, T)`` float32."""
-    logp = np.log(power_spectrogram(wav, pre) + float(pre["log_eps"]))
+    """Standardised log power spectrogram ``(n_fft // 2 + 1 - min_bin, T)`` float32 (``min_bin``: 0 unless set)."""
+    logp = np.log(power_spectrogram(wav, pre)[int(pre.get("min_bin", 0)) :] + float(pre["log_eps"]))
     return ((logp - float(pre["feat_mean"])) / float(pre["feat_std"])).astype(np.float32)
 
 
