@@ -81,6 +81,16 @@ def test_sampling_until_and_dense_face_passes_beyond_the_memo_cap(media_dir: Pat
     assert short.faces(fps=2, max_frames=10, until=60) is short.faces(fps=2)  # same sampling, one pass
 
 
+def test_kept_frames_are_bounded_in_bytes_too(media_dir: Path) -> None:
+    frame_bytes = 320 * 240 * 3
+    m = open_media(media_dir / "talk.mp4", limits=Limits(max_frame_bytes=3 * frame_bytes))
+    assert m.memo_frames == 3  # not the 120 frames of Limits.max_frames
+    kept = m.frames(fps=25)
+    assert len(kept) == 3 and sum(f.image.nbytes for f in kept) <= 3 * frame_bytes
+    assert kept[0].t > 0.2 and kept[-1].t > 1.2  # spread over the whole 2 s video
+    assert open_media(media_dir / "talk.mp4").memo_frames == Limits().max_frames
+
+
 def test_gray_frames_are_the_luma_of_the_rgb_frames(media_dir: Path) -> None:
     m = open_media(media_dir / "talk.mp4")
     rgb = [f.image for f in m.iter_frames(fps=2)]

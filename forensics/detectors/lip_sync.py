@@ -111,7 +111,7 @@ def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) ->
     per: dict[int, dict[int, tuple[np.ndarray, np.ndarray, float]]] = {}
     arrays: dict = {}
     one_pass = media.info.kind == "video" and not media.info.animated and bool(media.info.duration)
-    if one_pass and not media.memoised(key) and cut is None and cap == media.limits.max_frames:
+    if one_pass and not media.memoised(key) and cut is None and cap == media.memo_frames:
         media.remember(key, _one_pass(media, prep, det, n, per))
     else:
         faces = media.faces(fps=face_fps, detector=face_detector, until=until, max_frames=int(until * face_fps) + 1)

@@ -23,7 +23,8 @@ class Limits:
 
     max_image_pixels: int = 64_000_000
     max_video_pixels: int = 8192 * 4320
-    max_frames: int = 120
+    max_frames: int = 120  # frames kept in memory per sampling (spread over the whole video beyond that)
+    max_frame_bytes: int = 768 * 1024**2  # ... and at most this many bytes of them (fewer 4K frames)
     max_audio_s: float = 4 * 3600.0
     max_bytes: int = 16 * 1024**3
 
@@ -138,6 +139,14 @@ class Media:
         self.limits = limits
         self._cache: dict[tuple, Any] = {}
 
+    @property
+    def memo_frames(self) -> int:
+        """How many decoded RGB frames one sampling may keep: ``Limits.max_frames``, fewer when they
+        would exceed ``Limits.max_frame_bytes`` (120 frames of 720p take 330 MB, of 4K 3 GB)."""
+        size = (self.info.width or 0) * (self.info.height or 0) * 3
+        by_bytes = self.limits.max_frame_bytes // size if size else self.limits.max_frames
+        return int(max(1, min(self.limits.max_frames, by_bytes)))
+
     def __repr__(self) -> str:
         i = self.info
         return f"Media({str(self.path)!r}, kind={i.kind}, format={i.format}, duration={i.duration})"
@@ -158,7 +167,7 @@ class Media:
         """
         if self.info.kind == "audio":
             raise MediaError("file has no video or image content")
-        cap = min(max_frames or self.limits.max_frames, self.limits.max_frames)
+        cap = min(max_frames or self.memo_frames, self.memo_frames)
         until = self._until(until)
         key = ("frames", fps, n, cap, until)
         if key not in self._cache:
@@ -279,7 +288,7 @@ class Media:
             raise MediaError("a combined pass needs a video of known duration")
         until = self._until(until)
         dense = sample_times(min(self.info.duration, until or math.inf), fps=fps, n=None, max_frames=max_frames)
-        cap = self.limits.max_frames
+        cap = self.memo_frames
         samples = sample_times(self.info.duration, fps=sample_fps, n=None, max_frames=cap)
         kept: list[Frame] = []
         for index, t, (luma, rgb) in self._decode_video([(dense, max_frames, True), (samples, cap, False)], None):
@@ -405,7 +414,7 @@ class Media:
         if key not in self._cache:
             frames: Iterable[Frame] = (
                 self.frames(fps=fps, n=n, max_frames=cap, until=until)
-                if cap <= self.limits.max_frames
+                if cap <= self.memo_frames
                 else self.iter_frames(fps=fps, n=n, max_frames=cap, until=until)
             )
             self._cache[key] = track_faces(frames, det, **kwargs)
@@ -428,11 +437,11 @@ class Media:
 
         det = detector or default_face_detector()
         until = self._until(until)
-        cap = max_frames or self.limits.max_frames
+        cap = max_frames or self.memo_frames
         duration = min(self.info.duration or 0.0, until or math.inf)
         unspread = len(sample_times(duration, fps=fps, n=n, max_frames=2**31)) if self.info.kind == "video" else 1
-        if unspread <= min(cap, self.limits.max_frames):
-            cap = self.limits.max_frames  # the same samples whatever the cap: served by the usual frame memo
+        if unspread <= min(cap, self.memo_frames):
+            cap = self.memo_frames  # the same samples whatever the cap: served by the usual frame memo
         return ("faces", fps, n, cap, until, det.cache_key(), tuple(sorted(kwargs.items()))), det, cap, until
 
     def memoised(self, key: tuple) -> bool:
