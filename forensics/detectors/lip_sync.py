@@ -322,10 +322,12 @@ class LipSyncDetector(Detector):
         return self._face_detector
 
     def warm_up(self) -> Detector:
-        import librosa.feature  # noqa: F401  (its first import takes seconds)
-
+        super().warm_up()
+        log_mel(
+            np.zeros(int(self.preprocessing["sample_rate"]), np.float32), self.preprocessing
+        )  # librosa loads lazily
         self.face_detector().warm_up()
-        return super().warm_up()
+        return self
 
     def units(self, media: Any) -> list[Unit]:
         prep = self.preprocessing

@@ -80,8 +80,8 @@ class MTCNNDetector:
         return ("mtcnn", self.max_side, self.min_face, self.threshold)
 
     def warm_up(self) -> None:
-        """Import facenet-pytorch and build the networks now (they are otherwise built on first use)."""
-        self._net()
+        """Import facenet-pytorch, build the networks and run them once now (otherwise done on first use)."""
+        self.detect(np.zeros((64, 64, 3), np.uint8))
 
     def _net(self):
         if self._mtcnn is None:
