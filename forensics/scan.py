@@ -123,7 +123,10 @@ def _analyze(path: Path, dets: list[Detector], limits: Limits, sha: str | None =
     except Exception as exc:  # a decoder library bug must not end the scan
         return _file_error(path, sha, f"cannot open media ({type(exc).__name__}: {exc})", dets, {})
     results: list[DetectionResult] = [None] * len(dets)  # type: ignore[list-item]
-    for i in sorted(range(len(dets)), key=lambda i: not dets[i].leads_decoding):
+    order = sorted(range(len(dets)), key=lambda i: not dets[i].leads_decoding)
+    for k, i in enumerate(order):
+        if all(dets[j].spec.unit == "audio_window" for j in order[k:]):
+            media.clear(keep_audio=True)  # no detector left needs frames: free them (an hour's are 330 MB)
         results[i] = dets[i].detect(media)
     media.clear()
     return MediaReport(str(path), sha, media.info.to_dict(), results, decide(results), library_version())

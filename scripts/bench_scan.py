@@ -90,11 +90,13 @@ def hour_rss(kind: str) -> float:
         pan = [cv2.resize(src[40:440, 40 + d : 440 + d], (1280, 720)) for d in range(0, 50, 2)]
         frames = [pan[i % len(pan)] for i in range(3600 * 2)]  # 25 distinct frames, referenced
     path = write_video(tmp / f"{kind}.mp4", frames, fps=2, audio="silence" if kind == "black" else "speech")
-    code = (  # one torch thread, as in a scan worker (more threads also mean more malloc arenas)
-        "import resource, torch, forensics; torch.set_num_threads(1); "
+    # One torch thread, as in a scan worker. Peak RSS is the child's VmHWM: ru_maxrss would carry over
+    # the high-water mark of this (forked) process, which holds the generated video's frames.
+    code = (
+        "import torch, forensics; torch.set_num_threads(1); "
         f"r = forensics.analyze({str(path)!r}); "
         "print([x.status for x in r.results]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print(next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split("\n")
     print(f"  {kind}: statuses {out[0]}")

@@ -119,6 +119,15 @@ def test_audio_mono_resampled_and_aligned(media_dir: Path) -> None:
         open_media(media_dir / "mute.mp4").audio()
 
 
+def test_clear_can_keep_the_audio(media_dir: Path) -> None:
+    m = open_media(media_dir / "talk.mp4")
+    wav, frames = m.audio(16000), m.frames(fps=2)
+    m.clear(keep_audio=True)
+    assert m.audio(16000) is wav and m.frames(fps=2) is not frames  # frames decoded again, audio kept
+    m.clear()
+    assert m.audio(16000) is not wav
+
+
 def test_audio_file(media_dir: Path) -> None:
     m = open_media(media_dir / "tone.wav")
     assert m.info.kind == "audio" and m.info.sample_rate == 16000

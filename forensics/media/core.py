@@ -451,9 +451,10 @@ class Media:
         """Memoise a result computed outside the media layer under a key it defines (see :meth:`faces_key`)."""
         self._cache[key] = value
 
-    def clear(self) -> None:
-        """Drop memoised frames, audio and faces."""
-        self._cache.clear()
+    def clear(self, *, keep_audio: bool = False) -> None:
+        """Drop memoised frames, faces and (unless ``keep_audio``) audio."""
+        for key in [k for k in self._cache if not (keep_audio and k[0] == "audio")]:
+            del self._cache[key]
 
 
 class _Samples:
