@@ -402,7 +402,7 @@ class Media:
     ) -> list:
         """Face tracks over the sampled frames (memoised per sampling and detector settings).
 
-        ``max_frames`` may exceed the frame memo's cap (:attr:`Limits.max_frames`): such a dense
+        ``max_frames`` may exceed the frame memo's cap (:attr:`memo_frames`): such a dense
         pass streams its frames instead of keeping them, and only the tracks are memoised. See
         :class:`forensics.media.faces.FaceTracker` for the keyword arguments.
         """
@@ -445,6 +445,7 @@ class Media:
         return ("faces", fps, n, cap, until, det.cache_key(), tuple(sorted(kwargs.items()))), det, cap, until
 
     def memoised(self, key: tuple) -> bool:
+        """Whether ``key`` (from :meth:`faces_key`, for example) is already memoised."""
         return key in self._cache
 
     def remember(self, key: tuple, value: Any) -> None:
