@@ -96,23 +96,22 @@ def _crop_frame(fr: Any, tracks: list, prep: dict[str, Any], reach: float, per: 
 def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) -> list[MouthTrack]:
     """Mouth crops per face track at ``prep['fps']``, landmarks interpolated between detections.
 
-    Faces are detected at ``face_fps`` (``media.faces``); luma frames are streamed at ``fps`` for
-    at most the first ``max_seconds`` (bounded time and memory: only the small crops are kept;
-    the evidence states the analysed span). When no other detector has tracked the faces yet and
-    the video fits in one face sampling, faces and mouths come from one decode
-    (:func:`_one_pass`), and the faces and sampled frames are left memoised for the others.
+    Faces are detected at ``face_fps``; luma frames are streamed at ``fps`` for at most the first
+    ``max_seconds`` (bounded time and memory: only the small crops are kept; the evidence states
+    the analysed span). When no other detector has tracked the faces yet and the video fits in one
+    face sampling, faces and mouths come from one decode (``media.faces_while_streaming``), which
+    leaves the faces and sampled frames memoised for the other detectors.
     """
     fps, face_fps, until = float(prep["fps"]), float(prep["face_fps"]), float(prep["max_seconds"])
-    key, det, cap, cut = media.faces_key(
-        fps=face_fps, detector=face_detector, until=until, max_frames=int(until * face_fps) + 1
-    )
     n = int(min(np.floor((media.info.duration or 0.0) * fps) + 1, until * fps))
     reach = 1.0 / face_fps
     per: dict[int, dict[int, tuple[np.ndarray, np.ndarray, float]]] = {}
     arrays: dict = {}
-    one_pass = media.info.kind == "video" and not media.info.animated and bool(media.info.duration)
-    if one_pass and not media.memoised(key) and cut is None and cap == media.memo_frames:
-        media.remember(key, _one_pass(media, prep, det, n, per))
+    stream = media.faces_while_streaming(
+        fps=fps, max_frames=max(n, 1), face_fps=face_fps, detector=face_detector, until=until
+    )
+    if stream is not None:
+        _crop_while_tracking(stream, prep, n, per, arrays)
     else:
         faces = media.faces(fps=face_fps, detector=face_detector, until=until, max_frames=int(until * face_fps) + 1)
         tracks = [t for t in faces if t.faces[0].landmarks is not None]
@@ -137,42 +136,33 @@ def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) ->
     return out
 
 
-def _one_pass(media: Any, prep: dict[str, Any], det: Any, n: int, per: dict[int, dict]) -> list:
-    """Track faces on the ``face_fps`` samples and crop mouths from the luma frames of the same decode.
+def _crop_while_tracking(stream: Any, prep: dict[str, Any], n: int, per: dict[int, dict], arrays: dict) -> None:
+    """Mouth crops from a one-decode stream of ``(luma frame, face tracker)``.
 
     A luma frame waits (at most ``max_gap`` face samples) until every track that could cover it is
     settled: no new track can start within ``reach`` of it and each live track has a detection at or
-    after it, so its crops equal those of the two-pass path. Returns all face tracks.
+    after it, so its crops equal those of the two-pass path.
     """
     from collections import deque
 
-    from forensics.media.faces import FaceTracker
-
-    fps, face_fps = float(prep["fps"]), float(prep["face_fps"])
-    reach = 1.0 / face_fps
-    tracker = FaceTracker(det)
+    fps, reach = float(prep["fps"]), 1.0 / float(prep["face_fps"])
     pending: deque = deque()
-    latest = -np.inf  # time of the last face sample
-    arrays: dict = {}
 
-    def settle(final: bool) -> None:
+    def settle(tracker: Any, final: bool) -> None:
         live = tracker.live()
         while pending and (
-            final or (latest >= pending[0].t + reach and all(t.faces[-1].t >= pending[0].t for t in live))
+            final or (tracker.last_t >= pending[0].t + reach and all(t.faces[-1].t >= pending[0].t for t in live))
         ):
             tracks = [t for t in tracker.tracks if t.faces[0].landmarks is not None]
             _crop_frame(pending.popleft(), tracks, prep, reach, per, arrays)
 
-    frames = media.iter_frames_and_samples(fps=fps, max_frames=max(n, 1), sample_fps=face_fps)
-    for luma, rgb in frames:
-        if rgb is not None:
-            tracker.update(rgb)
-            latest = rgb.t
+    tracker = None
+    for luma, tracker in stream:
         if luma is not None and round(luma.t * fps) < n:
             pending.append(luma)
-        settle(final=False)
-    settle(final=True)
-    return tracker.tracks
+        settle(tracker, final=False)
+    if tracker is not None:
+        settle(tracker, final=True)
 
 
 def smooth_windows(units: list[Any], values: np.ndarray, k: int) -> np.ndarray:

@@ -408,9 +408,7 @@ class Media:
         """
         from forensics.media.faces import track_faces
 
-        key, det, cap, until = self.faces_key(
-            fps=fps, n=n, detector=detector, max_frames=max_frames, until=until, **kwargs
-        )
+        key, det, cap, until = self._faces_key(fps, n, detector, max_frames, until, kwargs)
         if key not in self._cache:
             frames: Iterable[Frame] = (
                 self.frames(fps=fps, n=n, max_frames=cap, until=until)
@@ -420,19 +418,49 @@ class Media:
             self._cache[key] = track_faces(frames, det, **kwargs)
         return self._cache[key]
 
-    def faces_key(
+    def faces_while_streaming(
+        self, *, fps: float, max_frames: int, face_fps: float, detector: Any = None, until: float | None = None
+    ) -> Iterator[tuple[Frame | None, Any]] | None:
+        """One decode for a luma stream and the face tracks, or ``None`` when that cannot help.
+
+        The iterator yields, per decoded frame, ``(luma frame or None, tracker)``: luma frames as
+        ``iter_frames(fps=fps, gray=True, max_frames=max_frames, until=until)`` gives them, while the
+        :class:`~forensics.media.faces.FaceTracker` is updated on the frames ``frames(fps=face_fps)``
+        holds. Run to its end, it memoises those frames and ``faces(fps=face_fps, detector=detector,
+        until=until, max_frames=...)``. ``None`` when those faces are memoised already, or when that
+        sampling is cut by ``until`` or spread out by the memo cap (then call :meth:`faces` and
+        :meth:`iter_frames`).
+        """
+        face_cap = int((until or self.info.duration or 0.0) * face_fps) + 1
+        key, det, cap, cut = self._faces_key(face_fps, None, detector, face_cap, until, {})
+        video = self.info.kind == "video" and not self.info.animated and bool(self.info.duration)
+        if not video or key in self._cache or cut is not None or cap != self.memo_frames:
+            return None
+        return self._stream_faces(key, det, fps=fps, max_frames=max_frames, face_fps=face_fps, until=until)
+
+    def _stream_faces(
+        self, key: tuple, det: Any, *, fps: float, max_frames: int, face_fps: float, until: float | None
+    ) -> Iterator[tuple[Frame | None, Any]]:
+        from forensics.media.faces import FaceTracker
+
+        tracker = FaceTracker(det)
+        for luma, rgb in self.iter_frames_and_samples(fps=fps, max_frames=max_frames, sample_fps=face_fps, until=until):
+            if rgb is not None:
+                tracker.update(rgb)
+            yield luma, tracker
+        self._cache.setdefault(key, tracker.tracks)
+
+    def _faces_key(
         self,
-        *,
-        fps: float | None = None,
-        n: int | None = None,
-        detector: Any = None,
-        max_frames: int | None = None,
-        until: float | None = None,
-        **kwargs: Any,
+        fps: float | None,
+        n: int | None,
+        detector: Any,
+        max_frames: int | None,
+        until: float | None,
+        kwargs: dict[str, Any],
     ) -> tuple[tuple, Any, int, float | None]:
         """``(memo key, detector, frame cap, until)`` of a :meth:`faces` call, normalised so that calls
-        sampling the same frames share one key. A detector that tracks faces during its own decode
-        stores them under this key (``media.remember(key, tracks)``) for the others."""
+        sampling the same frames share one key."""
         from forensics.media.faces import default_face_detector
 
         det = detector or default_face_detector()
@@ -443,14 +471,6 @@ class Media:
         if unspread <= min(cap, self.memo_frames):
             cap = self.memo_frames  # the same samples whatever the cap: served by the usual frame memo
         return ("faces", fps, n, cap, until, det.cache_key(), tuple(sorted(kwargs.items()))), det, cap, until
-
-    def memoised(self, key: tuple) -> bool:
-        """Whether ``key`` (from :meth:`faces_key`, for example) is already memoised."""
-        return key in self._cache
-
-    def remember(self, key: tuple, value: Any) -> None:
-        """Memoise a result computed outside the media layer under a key it defines (see :meth:`faces_key`)."""
-        self._cache[key] = value
 
     def clear(self, *, keep_audio: bool = False) -> None:
         """Drop memoised frames, faces and (unless ``keep_audio``) audio."""

@@ -192,6 +192,7 @@ class FaceTracker:
         self.min_iou, self.max_gap, self.redetect_every = min_iou, max_gap, redetect_every
         self.tracks: list[FaceTrack] = []
         self.frames_seen = 0
+        self.last_t = -float("inf")  # time of the last frame given to :meth:`update`
         self._last_seen: dict[int, int] = {}
         self._last_full = -redetect_every
 
@@ -232,6 +233,7 @@ class FaceTracker:
                 self.tracks.append(FaceTrack(tid, [f]))
                 self._last_seen[tid] = fi
         self.frames_seen += 1
+        self.last_t = fr.t
         return faces
 
 
