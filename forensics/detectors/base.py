@@ -298,21 +298,18 @@ class Detector(ABC):
         return media
 
     def decision_function(self, media_or_path: Any) -> tuple[list[Unit], np.ndarray]:
-        """Raw logits (higher = more fake), one per unit, with the units."""
-        media = self._prepare(media_or_path)
+        """Raw logits (higher = more fake), one per unit, with the units (and their inputs)."""
         self.load()
-        units = self.units(media)
-        if not units:
-            raise SkipDetection("nothing to score")
-        return units, self.context_logits(units, self.forward(np.stack([u.x for u in units])))
+        return self._score(self._prepare(media_or_path), keep_inputs=True)
 
     def predict_proba(self, media_or_path: Any) -> tuple[list[Unit], np.ndarray]:
         """Calibrated P(fake) per unit."""
         units, logits = self.decision_function(media_or_path)
         return units, calibrate(logits, self.calibration)
 
-    def _score(self, media: Any) -> tuple[list[Unit], np.ndarray]:
-        """Units and their logits, scored a batch at a time as :meth:`iter_units` yields them."""
+    def _score(self, media: Any, *, keep_inputs: bool) -> tuple[list[Unit], np.ndarray]:
+        """Units and their logits, scored a batch at a time as :meth:`iter_units` yields them;
+        without ``keep_inputs`` each input is freed once scored."""
         units: list[Unit] = []
         logits: list[np.ndarray] = []
         batch: list[Unit] = []
@@ -321,7 +318,7 @@ class Detector(ABC):
                 batch.append(unit)
             if batch and (unit is None or len(batch) == self.batch_size):
                 logits.append(self.forward(np.stack([u.x for u in batch])))
-                if not self.keeps_inputs:
+                if not keep_inputs:
                     for u in batch:
                         u.x = _FREED
                 units += batch
@@ -339,7 +336,7 @@ class Detector(ABC):
             self.load()
             weights_id = self.weights_id
             media = self._prepare(media_or_path)
-            units, logits = self._score(media)
+            units, logits = self._score(media, keep_inputs=self.keeps_inputs)
             if not np.all(np.isfinite(logits)):
                 raise DetectorError("network produced non-finite logits")
             probs = calibrate(logits, self.calibration)
