@@ -95,19 +95,33 @@ def _luma(frame: Any) -> np.ndarray:
     return frame.to_ndarray(format="gray")
 
 
-def _pick(frames: list[Frame], targets: list[float], cap: int, eps: float = 1e-3) -> list[Frame]:
-    """The first frame at or after each target time, as decoding would pick them (duplicates once)."""
-    out: list[Frame] = []
-    k = 0
-    for fr in frames:
-        if k >= len(targets) or len(out) >= cap:
-            break
-        if fr.t < targets[k] - eps:
-            continue
-        out.append(fr)
-        while k < len(targets) and targets[k] <= fr.t + eps:
-            k += 1
-    return out
+class _Sampler:
+    """Picks the first frame at or after each target time (a frame serving several targets once),
+    up to ``cap`` frames: the one rule shared by decoding and by reuse of memoised frames."""
+
+    EPS = 1e-3
+
+    def __init__(self, targets: list[float], cap: int) -> None:
+        self.targets, self.cap, self.k, self.got = targets, cap, 0, 0
+
+    @property
+    def done(self) -> bool:
+        return self.k >= len(self.targets) or self.got >= self.cap
+
+    def take(self, t: float) -> bool:
+        """Whether the frame at time ``t`` (frames come in time order) is picked."""
+        if self.done or t < self.targets[self.k] - self.EPS:
+            return False
+        self.got += 1
+        while self.k < len(self.targets) and self.targets[self.k] <= t + self.EPS:
+            self.k += 1
+        return True
+
+
+def _pick(frames: list[Frame], targets: list[float], cap: int) -> list[Frame]:
+    """The frames decoding would pick for ``targets``, from frames already decoded in time order."""
+    sampler = _Sampler(targets, cap)
+    return [fr for fr in frames if sampler.take(fr.t)]
 
 
 def sample_times(duration: float, *, fps: float | None, n: int | None, max_frames: int) -> list[float]:
@@ -167,14 +181,17 @@ class Media:
         """
         if self.info.kind == "audio":
             raise MediaError("file has no video or image content")
-        cap = min(max_frames or self.memo_frames, self.memo_frames)
-        until = self._until(until)
-        key = ("frames", fps, n, cap, until)
+        key = self._frames_key(fps, n, max_frames, until)
+        _, _, _, cap, until = key
         if key not in self._cache:
             self._cache[key] = self._from_memo(fps, n, cap, until) or list(
                 self.iter_frames(fps=fps, n=n, max_frames=cap, until=until)
             )
         return self._cache[key]
+
+    def _frames_key(self, fps: float | None, n: int | None, max_frames: int | None, until: float | None) -> tuple:
+        """The memo key of a :meth:`frames` sampling: ``("frames", fps, n, cap, until)``, normalised."""
+        return ("frames", fps, n, min(max_frames or self.memo_frames, self.memo_frames), self._until(until))
 
     def _until(self, until: float | None) -> float | None:
         """``until`` normalised: ``None`` when it does not cut the file (so memo keys agree)."""
@@ -295,7 +312,7 @@ class Media:
             if rgb is not None:
                 kept.append(Frame(index, t, rgb))
             yield (Frame(index, t, luma) if luma is not None else None), (kept[-1] if rgb is not None else None)
-        self._cache.setdefault(("frames", sample_fps, None, cap, None), kept)
+        self._cache.setdefault(self._frames_key(sample_fps, None, None, None), kept)
 
     def _decode_video(
         self, schedules: list[tuple[list[float], int, bool]], until: float | None
@@ -308,10 +325,7 @@ class Media:
         """
         import av
 
-        eps = 1e-3
-        k = [0] * len(schedules)
-        got = [0] * len(schedules)
-        done = [not targets for targets, _, _ in schedules]
+        samplers = [_Sampler(targets, cap) for targets, cap, _ in schedules]
         yielded = 0
         try:
             with av.open(str(self.path), metadata_errors="replace") as container:
@@ -320,18 +334,13 @@ class Media:
                 t0 = _stream_start(stream)
                 for index, frame in enumerate(container.decode(stream)):
                     t = (frame.time - t0) if frame.time is not None else index / (self.info.fps or 25.0)
-                    if (until is not None and t >= until) or all(done):
+                    if (until is not None and t >= until) or all(s.done for s in samplers):
                         break
                     images: list[np.ndarray | None] = [None] * len(schedules)
-                    for j, (targets, cap, gray) in enumerate(schedules):
-                        if done[j] or t < targets[k[j]] - eps:
-                            continue
-                        img = _luma(frame) if gray else frame.to_ndarray(format="rgb24")
-                        images[j] = _rotate(img, getattr(frame, "rotation", 0) or 0)
-                        got[j] += 1
-                        while k[j] < len(targets) and targets[k[j]] <= t + eps:
-                            k[j] += 1
-                        done[j] = k[j] >= len(targets) or got[j] >= cap
+                    for j, ((_, _, gray), sampler) in enumerate(zip(schedules, samplers, strict=True)):
+                        if sampler.take(t):
+                            img = _luma(frame) if gray else frame.to_ndarray(format="rgb24")
+                            images[j] = _rotate(img, getattr(frame, "rotation", 0) or 0)
                     if any(img is not None for img in images):
                         yielded += 1
                         yield index, max(t, 0.0), images
