@@ -45,10 +45,15 @@ class FaceTrack:
         return self.faces[-1].t
 
 
+Detection = tuple[
+    tuple[float, float, float, float], float, "np.ndarray | None"
+]  # box (x1, y1, x2, y2), score, landmarks
+
+
 class FaceDetector(Protocol):
     """Anything that finds faces in an RGB image."""
 
-    def detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray | None]]:
+    def detect(self, image: np.ndarray) -> list[Detection]:
         """Return ``(box, score, landmarks)`` for every face in an H x W x 3 uint8 RGB image."""
         ...
 
@@ -91,19 +96,17 @@ class MTCNNDetector:
             self._mtcnn = MTCNN(keep_all=True, device=self.device, min_face_size=20, post_process=False)
         return self._mtcnn
 
-    def detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray | None]]:
+    def detect(self, image: np.ndarray) -> list[Detection]:
         h, w = image.shape[:2]
         return self._run(image, scale=min(1.0, self.max_side / max(h, w)), offset=(0.0, 0.0), min_size=20, full=(w, h))
 
-    def detect_near(
-        self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]
-    ) -> list[tuple[tuple[float, float, float, float], float, np.ndarray | None]]:
+    def detect_near(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> list[Detection]:
         """Faces found again near known ``boxes`` (tracking): each region of three box sides around a
         box is searched at a scale where the face is about ``NEAR_FACE_PX`` pixels, several times cheaper
         than a full-frame pass. Faces that appear elsewhere are not found: callers re-run :meth:`detect`.
         """
         h, w = image.shape[:2]
-        out: list[tuple[tuple[float, float, float, float], float, np.ndarray | None]] = []
+        out: list[Detection] = []
         for x1, y1, x2, y2 in boxes:
             side = max(x2 - x1, y2 - y1, 1.0)
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -121,7 +124,7 @@ class MTCNNDetector:
 
     def _run(
         self, image: np.ndarray, *, scale: float, offset: tuple[float, float], min_size: int, full: tuple[int, int]
-    ) -> list[tuple[tuple[float, float, float, float], float, np.ndarray | None]]:
+    ) -> list[Detection]:
         """MTCNN on ``image`` resized by ``scale`` (smallest face ``min_size`` px there); results in frame pixels."""
         h, w = image.shape[:2]
         small = (
@@ -135,7 +138,7 @@ class MTCNNDetector:
             net = self._net()
             net.min_face_size = min_size
             boxes, probs, points = net.detect(np.ascontiguousarray(small), landmarks=True)
-        out: list[tuple[tuple[float, float, float, float], float, np.ndarray | None]] = []
+        out: list[Detection] = []
         if boxes is None:
             return out
         ox, oy = offset
