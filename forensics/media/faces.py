@@ -45,9 +45,8 @@ class FaceTrack:
         return self.faces[-1].t
 
 
-Detection = tuple[
-    tuple[float, float, float, float], float, "np.ndarray | None"
-]  # box (x1, y1, x2, y2), score, landmarks
+#: one detected face: box (x1, y1, x2, y2) in frame pixels, score, 5 x 2 landmarks or None
+Detection = tuple[tuple[float, float, float, float], float, "np.ndarray | None"]
 
 
 class FaceDetector(Protocol):
