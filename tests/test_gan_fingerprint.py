@@ -16,6 +16,7 @@ from forensics.detectors.gan_fingerprint import (
     GanFingerprint,
     add_fingerprint,
     crop_boxes,
+    face_crop_box,
     list_fingerprints,
     to_input,
 )
@@ -42,6 +43,13 @@ def test_crop_boxes_are_aligned_inside_and_native_size() -> None:
     assert all(b[2] - b[0] == 96 and b[3] - b[1] == 96 for b in small)  # short side, rounded down to 8
     with pytest.raises(SkipDetection, match="smaller than"):
         crop_boxes(40, 500, crop=128, max_crops=4, align=8, min_side=64)
+
+
+def test_face_crop_box_is_centred_aligned_and_inside() -> None:
+    assert face_crop_box((300.0, 200.0, 380.0, 300.0), 720, 1280, crop=128, align=8) == (272, 184, 400, 312)
+    x1, y1, x2, y2 = face_crop_box((1250.0, 690.0, 1290.0, 730.0), 720, 1280, crop=128, align=8)
+    assert (x2, y2) == (1280, 720) and x1 % 8 == 0 and y1 % 8 == 0  # pushed inside at the corner
+    assert face_crop_box((10.0, 10.0, 50.0, 50.0), 100, 300, crop=128, align=8) == (0, 0, 96, 96)
 
 
 def test_to_input_layout_and_range() -> None:
@@ -183,6 +191,21 @@ def test_shipped_weights_score_generated_image_and_video(det: GanFingerprint, tm
     assert all(s.end >= s.start for s in rv.segments)
 
 
+def test_face_regions_are_cropped_when_the_card_asks(tmp_path: Path) -> None:
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    canvas[200:712, 760:1272] = face_photo()  # the face sits off-centre, outside the frame crops
+    path = write_image(tmp_path / "presenter.png", canvas)
+    det = GanFingerprint().load()
+    det.card["preprocessing"] = dict(det.card["preprocessing"], face_crops=True, face_fps=2)
+    r = det.detect(path)
+    faces = [s for s in r.segments if s.track is not None]
+    assert r.status == "ok" and len(faces) == 1 and len(r.segments) == det.preprocessing["max_crops"] + 1
+    x1, y1, x2, y2 = faces[0].box
+    assert x2 - x1 == 128 and 760 + 150 < (x1 + x2) / 2 < 760 + 260 and 200 + 40 < (y1 + y2) / 2 < 200 + 200
+    assert set(r.evidence["regions"]) == {"face", "frame"}
+    assert "regions" not in GanFingerprint().detect(path).evidence  # the shipped card: frame crops only
+
+
 def test_shipped_weights_rank_a_synthetic_trace_above_its_source(det: GanFingerprint, tmp_path: Path) -> None:
     src = face_photo()
     rng = np.random.default_rng(7)
@@ -190,6 +213,15 @@ def test_shipped_weights_rank_a_synthetic_trace_above_its_source(det: GanFingerp
     p_real = write_image(tmp_path / "real.png", src[:256])
     p_fake = write_image(tmp_path / "fake.png", fake)
     assert det.detect(p_fake).score > det.detect(p_real).score
+
+
+@pytest.mark.data
+def test_fingerprints_attribute_shared_generator_families(
+    det: GanFingerprint, shared_data: Path, tmp_path: Path
+) -> None:
+    res = gd.attribution(det, shared_data, tmp_path, "q90_512")
+    assert {"generated-faces", "stable-diffusion"} <= set(res["families"])
+    assert res["top1"] > res["chance"] + 0.2  # half of each family's images name the right family
 
 
 def test_skip_reasons(det: GanFingerprint, tmp_path: Path) -> None:

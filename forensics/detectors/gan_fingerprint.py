@@ -49,6 +49,21 @@ def crop_boxes(
     return boxes[:max_crops]
 
 
+def face_crop_box(
+    face: tuple[float, float, float, float], height: int, width: int, *, crop: int, align: int
+) -> tuple[int, int, int, int]:
+    """A native-resolution square crop box ``(x1, y1, x2, y2)`` centred on a face box, inside the frame.
+
+    Same side as :func:`crop_boxes` (``crop`` or the short side, rounded down to ``align``); the
+    offsets are moved onto the ``align`` grid so the crop keeps the frame's pixel-grid phase.
+    """
+    side = min(crop, height, width) // align * align
+    cx, cy = (face[0] + face[2]) / 2, (face[1] + face[3]) / 2
+    x = int(np.clip(cx - side / 2, 0, width - side)) // align * align
+    y = int(np.clip(cy - side / 2, 0, height - side)) // align * align
+    return x, y, x + side, y + side
+
+
 def to_input(crop: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
     """RGB uint8 ``H x W x 3`` -> normalised float32 ``3 x H x W``."""
     x = crop.astype(np.float32).transpose(2, 0, 1) / 255.0
@@ -85,21 +100,31 @@ class GanFingerprint(Detector):
         fps = float(p.get("sample_fps", self.spec.sample_fps or 0.5))
         frames = media.frames(fps=fps) if media.info.kind == "video" else media.frames()
         span = 1.0 / fps if media.info.kind == "video" else 0.0
+        faces = self._faces_by_frame(media) if p.get("face_crops") else {}
         out: list[Unit] = []
         for fr in frames:
             end = min(fr.t + span, max(media.info.duration or 0.0, fr.t))
             h, w = fr.image.shape[:2]
-            boxes = crop_boxes(
-                h,
-                w,
-                crop=int(p["crop"]),
-                max_crops=int(p["max_crops"]),
-                align=int(p["align"]),
-                min_side=int(p["min_side"]),
-            )
-            for x1, y1, x2, y2 in boxes:
+            crop, align = int(p["crop"]), int(p["align"])
+            boxes = crop_boxes(h, w, crop=crop, max_crops=int(p["max_crops"]), align=align, min_side=int(p["min_side"]))
+            regions: list[tuple[tuple[int, ...], int | None]] = [(b, None) for b in boxes]
+            for face in faces.get(fr.index, []):
+                box = face_crop_box(face.box, h, w, crop=crop, align=align)
+                if all(box != b for b, _ in regions):
+                    regions.append((box, face.track))
+            for (x1, y1, x2, y2), track in regions:
                 x = to_input(fr.image[y1:y2, x1:x2], p["mean"], p["std"])
-                out.append(Unit(x, fr.t, end, frame=fr.index, box=(float(x1), float(y1), float(x2), float(y2))))
+                box = (float(x1), float(y1), float(x2), float(y2))
+                out.append(Unit(x, fr.t, end, frame=fr.index, box=box, track=track))
+        return out
+
+    def _faces_by_frame(self, media: Any) -> dict[int, list[Any]]:
+        """Faces of the shared face pass (``face_fps``, as face_swap samples them: memoised once per file)."""
+        fps = float(self.preprocessing.get("face_fps", 2.0))
+        out: dict[int, list[Any]] = {}
+        for tr in media.faces(fps=fps):
+            for face in tr.faces:
+                out.setdefault(face.frame, []).append(face)
         return out
 
     def embeddings(self, xs: np.ndarray) -> np.ndarray:
@@ -116,14 +141,24 @@ class GanFingerprint(Detector):
         return _unit_norm(self.embeddings(np.stack([u.x for u in units])).mean(axis=0))
 
     def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
-        """``{"attribution": {"name", "similarity", "candidates"}}`` when fingerprints for these weights exist."""
+        """Mean crop scores of face regions and of the rest (``regions``) when faces were cropped, and
+        ``{"attribution": {"name", "similarity", "candidates"}}`` when fingerprints for these weights exist.
+        """
+        from forensics.detectors.base import calibrate
+
+        out: dict[str, Any] = {}
+        face = np.array([u.track is not None for u in units])
+        if face.any():
+            probs = calibrate(np.asarray(logits, np.float64), self.calibration)
+            out["regions"] = {"face": float(probs[face].mean()), "frame": float(probs[~face].mean())}
         prints = load_fingerprints(self.weights_id)
         if not prints:
-            return {}
+            return out
         emb = _unit_norm(self.embeddings(np.stack([u.x for u in units])).mean(axis=0))
         sims = {name: float(np.dot(emb, vec)) for name, vec in prints.items()}
         best = max(sims, key=sims.__getitem__)
-        return {"attribution": {"name": best, "similarity": sims[best], "candidates": sims, "measure": "cosine"}}
+        out["attribution"] = {"name": best, "similarity": sims[best], "candidates": sims, "measure": "cosine"}
+        return out
 
 
 # -- generator fingerprints --------------------------------------------------------------------
