@@ -264,6 +264,22 @@ def test_mtcnn_finds_a_known_face_again_near_its_box(media_dir: Path) -> None:
     assert det.detect_near(img, [(0.0, 0.0, 20.0, 20.0)]) == []  # nothing near a face-free corner
 
 
+def test_mtcnn_refine_follows_a_moved_face_and_gives_up_when_lost() -> None:
+    img = face_photo()
+    det = MTCNNDetector()
+    (box, _, lm), *_ = det.detect(img)
+    side = box[2] - box[0]
+    moved = (box[0] + 0.2 * side, box[1], box[2] + 0.2 * side, box[3])  # the face 0.2 sides from the last box
+    rbox, rscore, rlm = det.refine(img, moved)
+    assert np.abs(np.subtract(rbox, box)).max() < 0.12 * side and rscore > 0.9
+    assert np.abs(rlm - lm).max() < 0.1 * side
+    far = (box[0] + 0.8 * side, box[1], box[2] + 0.8 * side, box[3])
+    assert det.refine(img, far) is None  # too far for the output network alone ...
+    (nbox, _, _), *_ = det.detect_near(img, [far])  # ... so the region around it is searched
+    assert np.abs(np.subtract(nbox, box)).max() < 0.1 * side
+    assert det.refine(img, (400.0, 400.0, 500.0, 500.0)) is None  # no face there
+
+
 def test_align_face_levels_eyes() -> None:
     img = face_photo()
     face = Face(
