@@ -195,7 +195,10 @@ class Detector(ABC):
                 model = self.build(lw)
             else:
                 model.load_state_dict({k: v.float() for k, v in lw.tensors.items()}, strict=True)
-            self._model = model.to(self.device).eval()
+            import torch
+
+            # channels-last convolutions are 10-20 % faster on CPU (oneDNN); only 4-D weights change layout
+            self._model = model.to(self.device, memory_format=torch.channels_last).eval()
             self._loaded = lw
         return self
 
@@ -282,6 +285,8 @@ class Detector(ABC):
         with torch.inference_mode():
             for i in range(0, len(xs), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(xs[i : i + self.batch_size])).to(self.device)
+                if batch.dim() == 4:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
                 out.append(fn(batch).float().cpu().numpy())
         return np.concatenate(out) if out else empty
 
