@@ -1,13 +1,14 @@
 """Scan throughput and memory: media seconds per wall-clock second, the decode floor, workers, peak RSS.
 
-    python scripts/bench_scan.py [--data ../shared/data] [--videos 8] [--720p] [--hour | --hour-only]
+    python scripts/bench_scan.py [--data ../shared/data] [--videos 8] [--720p | --lines 720] [--hour | --hour-only]
 
 On a fixed set of talking-head videos (the shared real videos with audio, else generated ones)
 it prints, with all default detectors: the scan's one-off start-up, then media seconds scanned
 per wall second with 1 and 2 worker processes (speed-up), the same files' plain PyAV decode floor
 (every video and audio frame decoded, nothing else), and — with ``--hour`` (or only that: ``--hour-only``) — the peak
 RSS of analysing generated one-hour 720p videos (black and silent; a face with speech) in a fresh
-process. ``--720p`` picks only the shared videos of at least 720 lines (the issue's goal case).
+process. ``--720p`` picks only the shared videos of at least 720 lines (720p and 1080p); ``--lines 720``
+only those of exactly 720 lines (the issue's goal case: the two shared 720p talking heads).
 """
 
 from __future__ import annotations
@@ -40,12 +41,19 @@ def decode_floor(paths: list[Path]) -> float:
     return time.perf_counter() - t
 
 
-def pick_videos(data: Path, k: int, *, hd: bool = False) -> list[Path]:
+def pick_videos(data: Path, k: int, *, hd: bool = False, lines: int | None = None) -> list[Path]:
+    """Up to ``k`` shared real videos with audio (``hd``: at least 720 lines; ``lines``: exactly that many)."""
     vids = []
     if (data / "real_video").is_dir():
         for p in sorted((data / "real_video").iterdir()):
             info = open_media(p).info
-            if info.has_audio and (info.duration or 0) >= 3 and (not hd or min(info.width, info.height) >= 720):
+            short = min(info.width or 0, info.height or 0)
+            if (
+                info.has_audio
+                and (info.duration or 0) >= 3
+                and (not hd or short >= 720)
+                and (lines is None or short == lines)
+            ):
                 vids.append(p)
     if vids:
         return vids[:: max(1, len(vids) // k)][:k]
@@ -114,12 +122,13 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=8)
     ap.add_argument("--hour", action="store_true", help="also measure peak RSS on one-hour 720p videos")
     ap.add_argument("--720p", dest="hd", action="store_true", help="only shared videos of at least 720 lines")
+    ap.add_argument("--lines", type=int, help="only shared videos of exactly this many lines (720: the issue's case)")
     ap.add_argument("--hour-only", action="store_true", help="only the one-hour memory measurement")
     args = ap.parse_args()
     if args.hour_only:
         print_hour()
         return
-    vids = pick_videos(args.data, args.videos, hd=args.hd)
+    vids = pick_videos(args.data, args.videos, hd=args.hd, lines=args.lines)
     from forensics.scan import build_detectors
 
     t = time.perf_counter()
