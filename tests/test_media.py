@@ -241,13 +241,48 @@ def test_tracking_searches_whole_frames_only_every_few_frames() -> None:
             return ("near",)
 
     frames = [Frame(i, float(i), np.full((100, 100, 3), i, np.uint8)) for i in range(9)]
-    tracks = track_faces(frames, Near(), redetect_every=3)
+    tracks = track_faces(frames, Near(), redetect_every=3, scene_gate=None)
     # frame 0 full; 1 near; 2 near finds nothing -> full; 3, 4 near; 5 full (3 frames since 2); 6, 7 near; 8 full
     assert calls == [
         ("full", 0), ("near", 1), ("near", 2), ("full", 2), ("near", 3), ("near", 4), ("full", 5),
         ("near", 6), ("near", 7), ("full", 8),
     ]  # fmt: skip
     assert [len(t.faces) for t in tracks] == [9, 4]  # the second face appears at the full search of frame 5
+
+
+def test_full_searches_wait_while_nothing_changes_outside_the_faces() -> None:
+    from forensics.media import Frame
+    from forensics.media.faces import FaceTracker
+
+    calls: list[str] = []
+    face = (40.0, 10.0, 60.0, 30.0)
+
+    class Near:
+        def detect(self, image: np.ndarray) -> list:
+            calls.append("full")
+            return [(face, 0.99, None)]
+
+        def detect_near(self, image: np.ndarray, boxes: list) -> list:
+            calls.append("near")
+            return [(b, 0.98, None) for b in boxes]
+
+    still = np.full((90, 160, 3), 100, np.uint8)
+    moving_face = [still.copy() for _ in range(13)]
+    for i, img in enumerate(moving_face):
+        img[10:30, 40:60] = 20 * i  # the face itself changes: that does not call for a search
+    tracker = FaceTracker(Near(), redetect_every=2, max_deferrals=2)
+    for i, img in enumerate(moving_face):
+        tracker.update(Frame(i, i / 2, img))
+    # full at 0; searches due from 2 wait (at most 2 deferrals: forced at 6, then at 12)
+    assert [i for i, c in enumerate(calls) if c == "full"] == [0, 6, 12] and tracker.full_searches == 3
+    calls.clear()
+    tracker = FaceTracker(Near(), redetect_every=2)
+    for i in range(5):
+        img = still.copy()
+        if i >= 3:
+            img[60:80, 120:140] = 250  # something new in a corner at frame 3
+        tracker.update(Frame(i, i / 2, img))
+    assert calls == ["full", "near", "near", "full", "near"]  # the change brings the due search back
 
 
 def test_mtcnn_finds_a_known_face_again_near_its_box(media_dir: Path) -> None:

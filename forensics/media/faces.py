@@ -231,15 +231,25 @@ class FaceTracker:
     """
 
     def __init__(
-        self, detector: FaceDetector, *, min_iou: float = 0.3, max_gap: int = 3, redetect_every: int = 4
+        self,
+        detector: FaceDetector,
+        *,
+        min_iou: float = 0.3,
+        max_gap: int = 3,
+        redetect_every: int = 4,
+        scene_gate: float | None = 16.0,
+        max_deferrals: int = 3,
     ) -> None:
         self.detector = detector
         self.min_iou, self.max_gap, self.redetect_every = min_iou, max_gap, redetect_every
+        self.scene_gate, self.max_deferrals = scene_gate, max_deferrals
         self.tracks: list[FaceTrack] = []
         self.frames_seen = 0
+        self.full_searches = 0
         self.last_t = -float("inf")  # time of the last frame given to :meth:`update`
         self._last_seen: dict[int, int] = {}
         self._last_full = -redetect_every
+        self._thumb: np.ndarray | None = None  # the frame of the last full search, small and grey
 
     def live(self) -> list[FaceTrack]:
         """Tracks that a later frame may still extend."""
@@ -251,11 +261,14 @@ class FaceTracker:
         live = self.live()
         near = getattr(self.detector, "detect_near", None)
         dets = []
-        if near is not None and live and fi - self._last_full < self.redetect_every:
+        since = fi - self._last_full
+        if near is not None and live and (since < self.redetect_every or self._scene_still(fr.image, live, since)):
             dets = near(fr.image, [t.faces[-1].box for t in live])
         if not dets:
             dets = self.detector.detect(fr.image)
             self._last_full = fi
+            self.full_searches += 1
+            self._thumb = _thumbnail(fr.image) if self.scene_gate is not None else None
         faces = [Face(fr.index, fr.t, box, score, lm) for box, score, lm in dets]
         pairs = sorted(
             ((iou(t.faces[-1].box, f.box), ti, fj) for ti, t in enumerate(live) for fj, f in enumerate(faces)),
@@ -280,6 +293,31 @@ class FaceTracker:
         self.frames_seen += 1
         self.last_t = fr.t
         return faces
+
+    def _scene_still(self, image: np.ndarray, live: list[FaceTrack], since: int) -> bool:
+        """Whether a due full search may wait: nothing outside the live faces (and the bodies below them)
+        changed by ``scene_gate`` grey levels since the last full search, so no new face can have come
+        in. At most ``max_deferrals`` searches in a row wait."""
+        if self.scene_gate is None or self._thumb is None or since >= self.redetect_every * (1 + self.max_deferrals):
+            return False
+        thumb = _thumbnail(image)
+        if thumb.shape != self._thumb.shape:
+            return False
+        keep = np.ones(thumb.shape, bool)
+        sy, sx = thumb.shape[0] / image.shape[0], thumb.shape[1] / image.shape[1]
+        for t in live:
+            x1, y1, x2, y2 = t.faces[-1].box
+            w, h = x2 - x1, y2 - y1
+            keep[max(0, int((y1 - 0.5 * h) * sy)) :, max(0, int((x1 - w) * sx)) : int(np.ceil((x2 + w) * sx))] = False
+        diff = np.abs(thumb - self._thumb)[keep]
+        return diff.size == 0 or float(diff.max()) < self.scene_gate
+
+
+def _thumbnail(image: np.ndarray, width: int = 64) -> np.ndarray:
+    """A small grey copy of a frame (each pixel the mean of a block about 1/64 of the width wide)."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (width, max(1, round(width * h / w))), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
 def track_faces(frames: Iterable[Frame], detector: FaceDetector, **kwargs: Any) -> list[FaceTrack]:
