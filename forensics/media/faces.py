@@ -308,7 +308,9 @@ class FaceTracker:
         for t in live:
             x1, y1, x2, y2 = t.faces[-1].box
             w, h = x2 - x1, y2 - y1
-            keep[max(0, int((y1 - 0.5 * h) * sy)) :, max(0, int((x1 - w) * sx)) : int(np.ceil((x2 + w) * sx))] = False
+            keep[
+                max(0, int((y1 - 0.5 * h) * sy)) :, max(0, int((x1 - 2 * w) * sx)) : int(np.ceil((x2 + 2 * w) * sx))
+            ] = False
         diff = np.abs(thumb - self._thumb)[keep]
         return diff.size == 0 or float(diff.max()) < self.scene_gate
 
