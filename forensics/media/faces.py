@@ -227,7 +227,9 @@ class FaceTracker:
     search near known faces (``detect_near``), the whole frame is searched only every
     ``redetect_every`` sampled frames, when no track is live or when the faces were lost; in
     between, live faces are found again near their last box (a new face appears at the next
-    full search).
+    full search). With ``scene_gate`` (grey levels), a due full search waits, at most
+    ``max_deferrals`` times in a row, while nothing outside the live faces and their bodies changed
+    that much since the last one on a 64 px wide grey thumbnail. ``full_searches`` counts them.
     """
 
     def __init__(
