@@ -4,16 +4,18 @@
 
 On a fixed set of talking-head videos (the shared real videos with audio, else generated ones)
 it prints, with all default detectors: the scan's one-off start-up, then media seconds scanned
-per wall second with 1 and 2 worker processes (speed-up), the same files' plain PyAV decode floor
-(every video and audio frame decoded, nothing else), and — with ``--hour`` (or only that: ``--hour-only``) — the peak
-RSS of analysing generated one-hour 720p videos (black and silent; a face with speech) in a fresh
-process. ``--720p`` picks only the shared videos of at least 720 lines (720p and 1080p); ``--lines 720``
-only those of exactly 720 lines (the issue's goal case: the two shared 720p talking heads).
+per wall second with 1 and 2 worker processes (speed-up) and how many cores they kept busy, the
+same files' plain PyAV decode floor (every video and audio frame decoded, nothing else), and —
+with ``--hour`` (or only that: ``--hour-only``) — the peak RSS of analysing generated one-hour
+720p videos (black and silent; a face with speech) in a fresh process. ``--720p`` picks only the
+shared videos of at least 720 lines (720p and 1080p); ``--lines 720`` only those of exactly 720
+lines (the issue's goal case: the two shared 720p talking heads).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -64,21 +66,24 @@ def pick_videos(data: Path, k: int, *, hd: bool = False, lines: int | None = Non
     return [write_video(tmp / f"v{i}.mp4", seconds=6, size=(1280, 720), audio="speech") for i in range(3)]
 
 
-def scan_rate(paths: list[Path], workers: int, dets: list) -> tuple[float, float]:
-    """Media seconds and wall seconds of a scan with already-loaded detectors (start-up is timed apart)."""
+def scan_rate(paths: list[Path], workers: int, dets: list) -> tuple[float, float, float]:
+    """Media seconds, wall seconds and CPU seconds (this process and its reaped workers) of a scan with
+    already-loaded detectors (start-up is timed apart)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
         folder.mkdir()
         for p in paths:
             (folder / p.name).symlink_to(p)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), os.times()
         scan = forensics.scan(
             folder, detectors=dets, output=Path(tmp) / "r.jsonl", isolation=Isolation(workers=workers)
         )
         reps = list(scan)
         wall = time.perf_counter() - t
+        now = os.times()
+        busy = sum(getattr(now, k) - getattr(cpu, k) for k in ("user", "system", "children_user", "children_system"))
     media_s = sum(r.info.get("duration") or 0.0 for r in reps)
-    return media_s, wall
+    return media_s, wall, busy
 
 
 def hour_rss(kind: str) -> float:
@@ -141,9 +146,12 @@ def main() -> None:
     print(f"decode floor (plain PyAV, all video+audio frames): {floor:.2f} s = {total / floor:.1f}x realtime")
     rates = {}
     for w in (1, 2):
-        media_s, wall = scan_rate(vids, w, dets)
+        media_s, wall, busy = scan_rate(vids, w, dets)
         rates[w] = media_s / wall
-        print(f"scan, {w} worker(s): {wall:.1f} s wall, {rates[w]:.2f}x realtime, {wall / floor:.1f}x the decode floor")
+        print(
+            f"scan, {w} worker(s): {wall:.1f} s wall, {rates[w]:.2f}x realtime, {wall / floor:.1f}x the decode floor, "
+            f"{busy / wall:.2f} cores busy on average"
+        )
     print(f"speed-up 1 -> 2 workers: {rates[2] / rates[1]:.2f}x")
     if args.hour:
         print_hour()
