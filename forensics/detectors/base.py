@@ -290,6 +290,14 @@ class Detector(ABC):
                 out.append(fn(batch).float().cpu().numpy())
         return np.concatenate(out) if out else empty
 
+    def score_batch(self, batch: list[Unit]) -> np.ndarray:
+        """Logits for a batch of units (:meth:`detect` and :meth:`decision_function` score through it).
+
+        Override to keep per-unit network outputs that :meth:`evidence` reads in ``Unit.extra``,
+        instead of running the network a second time there.
+        """
+        return self.forward(np.stack([u.x for u in batch]))
+
     def forward(self, xs: np.ndarray) -> np.ndarray:
         """Logits for a stack of unit inputs, batched on ``device``; one logit per unit."""
         return self.batched(self.logits_tensor, xs, np.zeros(0, np.float32))
@@ -322,7 +330,7 @@ class Detector(ABC):
             if unit is not None:
                 batch.append(unit)
             if batch and (unit is None or len(batch) == self.batch_size):
-                logits.append(self.forward(np.stack([u.x for u in batch])))
+                logits.append(self.score_batch(batch))
                 if not keep_inputs:
                     for u in batch:
                         u.x = _FREED

@@ -301,6 +301,7 @@ class LipSyncDetector(Detector):
         return model
 
     leads_decoding = True  # one decode gives faces and mouths; face_swap and gan_fingerprint reuse it
+    keeps_inputs = False  # the evidence reads the sync curves kept by score_batch, not the inputs
 
     def face_detector(self) -> Any:
         """The MTCNN face detector at the card's ``face_max_side`` / ``min_face`` (created once)."""
@@ -371,6 +372,16 @@ class LipSyncDetector(Detector):
             lambda b: model.sync_curve(b.float()), xs, np.zeros((0, 2 * model.max_offset + 1), np.float32)
         )
 
+    def score_batch(self, batch: list[Unit]) -> np.ndarray:
+        """Logits from the windows' sync curves, which stay on the units (``extra["curve"]``) for the evidence."""
+        import torch
+
+        curves = self.sync_curves(np.stack([u.x for u in batch]))
+        for u, curve in zip(batch, curves, strict=True):
+            u.extra["curve"] = curve
+        with torch.inference_mode():
+            return self.model.logit_from_curve(torch.from_numpy(curves)).float().numpy()
+
     def context_logits(self, units: list[Unit], logits: np.ndarray) -> np.ndarray:
         """Window logits averaged over ``smooth_windows`` neighbouring windows of the same track."""
         k = int(self.preprocessing.get("smooth_windows", 1))
@@ -379,7 +390,7 @@ class LipSyncDetector(Detector):
     def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
         fps = float(self.preprocessing["fps"])
         k = int(self.preprocessing.get("smooth_windows", 1))
-        curves = smooth_windows(units, self.sync_curves(np.stack([u.x for u in units])), k)
+        curves = smooth_windows(units, np.stack([u.extra["curve"] for u in units]), k)
         m = curves.shape[1] // 2
         offsets = (curves.argmax(1) - m) / fps
         conf = curves.max(1) - np.median(curves, axis=1)
