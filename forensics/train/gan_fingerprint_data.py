@@ -172,16 +172,20 @@ def build_eval_set(data: Path, out: Path, protocol: str) -> list[tuple[Path, int
     Returns ``(path, label, family)`` rows: held-out real sources (label 0) and held-out generator
     families (label 1). Both classes pass through the same :func:`reencode`.
     """
-    spec = PROTOCOLS[protocol]
     parts = split(read_manifest(data))
+    return [
+        (reencoded(data, r, out, protocol), int(r.label == "fake"), r.family)
+        for r in parts["val_real"] + parts["val_fake"]
+    ]
+
+
+def reencoded(data: Path, row: Row, out: Path, protocol: str) -> Path:
+    """The file of ``row`` re-encoded per ``protocol`` in folder ``out`` (written once, then reused)."""
     out.mkdir(parents=True, exist_ok=True)
-    items = []
-    for r in parts["val_real"] + parts["val_fake"]:
-        path = out / (Path(r.file).stem.replace("__", "_")[-80:] + ".jpg")
-        if not path.exists():
-            path.write_bytes(reencode(load_rgb(data / r.file), **spec))
-        items.append((path, int(r.label == "fake"), r.family))
-    return items
+    path = out / (Path(row.file).stem.replace("__", "_")[-80:] + ".jpg")
+    if not path.exists():
+        path.write_bytes(reencode(load_rgb(data / row.file), **PROTOCOLS[protocol]))
+    return path
 
 
 def evaluate(det: Any, data: Path, work: Path, protocol: str) -> dict[str, dict[str, float]]:
@@ -230,21 +234,15 @@ def attribution(det: Any, data: Path, work: Path, protocol: str = "q90_512") -> 
     similarity shows what an unrelated image scores), are re-encoded per ``protocol`` first.
     Returns top-1 accuracy overall and per family, and the best-similarity medians.
     """
-    spec = PROTOCOLS[protocol]
     rows = [r for r in read_manifest(data) if r.kind == "image"]
     fams: dict[str, list[Row]] = {}
     for r in rows:
         if r.label == "fake":
             fams.setdefault(r.family, []).append(r)
     fams = {f: sorted(v, key=lambda r: r.file) for f, v in fams.items() if len(v) >= 4}
-    out_dir = work / "attribution" / protocol
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     def embed(r: Row) -> np.ndarray:
-        path = out_dir / (Path(r.file).stem.replace("__", "_")[-80:] + ".jpg")
-        if not path.exists():
-            path.write_bytes(reencode(load_rgb(data / r.file), **spec))
-        return det.file_embedding(path)
+        return det.file_embedding(reencoded(data, r, work / "attribution" / protocol, protocol))
 
     prints, queries = {}, []
     for fam, members in fams.items():
