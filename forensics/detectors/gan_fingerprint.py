@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from forensics.detectors.base import Detector, DetectorSpec, Unit
+from forensics.detectors.base import Detector, DetectorSpec, Unit, calibrate
 from forensics.errors import ForensicsError, MediaError, SkipDetection, WeightsError
 
 
@@ -144,8 +144,6 @@ class GanFingerprint(Detector):
         """Mean crop scores of face regions and of the rest (``regions``) when faces were cropped, and
         ``{"attribution": {"name", "similarity", "candidates"}}`` when fingerprints for these weights exist.
         """
-        from forensics.detectors.base import calibrate
-
         out: dict[str, Any] = {}
         face = np.array([u.track is not None for u in units])
         if face.any():
