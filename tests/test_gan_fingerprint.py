@@ -21,7 +21,7 @@ from forensics.detectors.gan_fingerprint import (
     to_input,
 )
 from forensics.errors import ForensicsError, SkipDetection
-from forensics.nn.gan_fingerprint import ResidualFingerprintNet, laplacian_residual, npr_residual
+from forensics.nn.gan_fingerprint import ResidualFingerprintNet, laplacian_residual, npr_residual, unshuffled_conv
 from forensics.train import gan_fingerprint_data as gd
 from forensics.train.upsampling import (
     RandomUpsamplingDecoder,
@@ -76,6 +76,18 @@ def test_network_shapes_any_even_size() -> None:
     for size in (64, 96, 128):
         x = torch.randn(2, 3, size, size)
         assert net(x).shape == (2, 1) and net.embed(x).shape == (2, 8)
+
+
+def test_unshuffled_conv_equals_unshuffle_then_conv_values_and_gradients() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4 * 5, 7, 3, 1, 1, bias=False)
+    x = torch.randn(2, 5, 12, 18, requires_grad=True)
+    ref = conv(F.pixel_unshuffle(x, 2))
+    out = unshuffled_conv(x, conv)
+    assert out.shape == ref.shape and torch.allclose(out, ref, atol=1e-5)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), conv.weight)
+    (g_out,) = torch.autograd.grad(out.square().sum(), conv.weight)
+    assert torch.allclose(g_out, g_ref, atol=1e-4)
 
 
 # -- synthetic traces and shared normalisation --------------------------------------------------
