@@ -282,19 +282,17 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 def tune_worker() -> None:
     """Set up a process that scores one file at a time on one core (scan workers, Ray actors).
 
-    One PyTorch and one OpenCV thread (the workers are the parallelism), and glibc malloc keeps up
+    One PyTorch thread (the workers are the parallelism), and glibc malloc keeps up
     to 128 MB of freed memory for reuse instead of returning every large block to the kernel: each
     file's frames and activations then reuse pages instead of faulting in fresh ones (measured on a
-    720p talking head: about 70,000 -> 10,000 page faults per file, scans 5-8 % faster).
+    720p talking head: about 70,000 -> 10,000 page faults per file, scans 5-8 % faster). OpenCV's
+    thread count is left alone: changing it in a process forked from one that used OpenCV's thread
+    pool deadlocks.
     """
     with contextlib.suppress(ImportError):
         import torch
 
         torch.set_num_threads(1)
-    with contextlib.suppress(ImportError):
-        import cv2
-
-        cv2.setNumThreads(1)
     with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
@@ -337,8 +335,12 @@ def _worker_main(conn: Any, dets: list[Detector], limits: Limits, memory_mb: int
         resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
     tune_worker()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
     while True:
         try:
+            while not conn.poll(1.0):
+                if os.getppid() != parent:  # the scan was killed (SIGKILL): nobody will read a result
+                    return
             task = conn.recv()
         except (EOFError, OSError):
             return

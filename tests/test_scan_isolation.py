@@ -91,3 +91,22 @@ def test_sigkill_at_any_moment_loses_and_duplicates_nothing(weights_home: Path, 
     paths = [r["path"] for r in recs]
     assert sorted(paths) == sorted(str(p) for p in d.iterdir()) and len(set(paths)) == len(paths)
     assert out.read_bytes().endswith(b"\n")
+    deadline = time.monotonic() + 10  # the killed scans' workers notice and exit, no orphan lingers
+    while _processes_mentioning(str(d)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_mentioning(str(d))
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids of live processes whose command line contains ``text`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
+                state = next(x for x in (entry / "status").read_text().splitlines() if x.startswith("State:"))
+            except (OSError, StopIteration):
+                continue
+            if text in cmd and "zombie" not in state:
+                pids.append(int(entry.name))
+    return pids
