@@ -18,10 +18,11 @@ from typing import Any
 
 from forensics.detectors import create_detector, list_detectors
 from forensics.detectors.base import Detector, library_version
-from forensics.errors import DetectorError, ForensicsError, WeightsNotFoundError
+from forensics.errors import DetectorError, ForensicsError, UnsupportedMediaError, WeightsNotFoundError
 from forensics.media import DEFAULT_LIMITS, Limits, file_sha256, open_media
+from forensics.media.sniff import MEDIA_SUFFIXES
 from forensics.report.jsonl import append_record, read_records, repair
-from forensics.results import DetectionResult, MediaReport, Verdict, decide
+from forensics.results import DetectionResult, MediaReport, Status, Verdict, decide
 
 
 @dataclass
@@ -81,14 +82,16 @@ def build_detectors(
     return out
 
 
-def _file_error(path: Path, sha: str | None, reason: str, dets: list[Detector], info: dict[str, Any]) -> MediaReport:
+def _file_error(
+    path: Path, sha: str | None, reason: str, dets: list[Detector], info: dict[str, Any], status: Status = "error"
+) -> MediaReport:
+    """The record of a file no detector could look at: every detector gets ``status`` with ``reason``."""
     results = [
-        DetectionResult(d.spec.name, d.weights_id, "error", reason=reason, params=d.params(), version=library_version())
+        DetectionResult(d.spec.name, d.weights_id, status, reason=reason, params=d.params(), version=library_version())
         for d in dets
     ]
-    return MediaReport(
-        str(path), sha, info, results, Verdict("unknown", None, reason=reason), library_version(), "error", reason
-    )
+    verdict = Verdict("unknown", None, reason=reason)
+    return MediaReport(str(path), sha, info, results, verdict, library_version(), status, reason)
 
 
 def analyze(
@@ -116,6 +119,10 @@ def _analyze(path: Path, dets: list[Detector], limits: Limits, sha: str | None =
         return _file_error(path, None, f"cannot read file: {exc.strerror or exc}", dets, {})
     try:
         media = open_media(path, limits=limits)
+    except UnsupportedMediaError as exc:
+        if path.suffix and path.suffix.lower() not in MEDIA_SUFFIXES:  # a README, a .info.json, subtitles
+            return _file_error(path, sha, f"not a media file ({path.suffix}): {exc}", dets, {}, status="skipped")
+        return _file_error(path, sha, f"{type(exc).__name__}: {exc}", dets, {})
     except ForensicsError as exc:
         return _file_error(path, sha, f"{type(exc).__name__}: {exc}", dets, {})
     except OSError as exc:

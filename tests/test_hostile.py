@@ -84,6 +84,8 @@ def hostile(formats: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "zero.mp4").write_bytes(b"")
     (d / "random.mp4").write_bytes(rng.bytes(50_000))
     (d / "text.mp4").write_text("not a video\n" * 100)
+    (d / "clip.info.json").write_text('{"title": "what a downloader leaves beside a video"}')
+    (d / "README").write_text("no extension, not media\n")
     (d / "bomb_header.png").write_bytes(_png_header(100_000, 100_000, zlib.compress(b"\0" * 1000)))
     real_bomb = zlib.compress(b"\0" * (9001 * 9000), 9)  # 81 MP of zeros compresses to ~80 kB
     (d / "bomb_real.png").write_bytes(_png_header(9000, 9000, real_bomb))
@@ -125,8 +127,11 @@ def test_hostile_corpus_one_record_each(tiny: TinyDetector, hostile: Path, tmp_p
             reason = rec.get("reason") or rec["results"][0].get("reason")
             assert reason and len(reason) > 8, name
             assert all(x["score"] is None for x in rec["results"]), name
-    for name in ("zero.mp4", "random.mp4", "text.mp4", "bomb_header.png", "bomb_real.png", "loop_a", "dangling.mp4"):
+    errors = ("zero.mp4", "random.mp4", "text.mp4", "README", "bomb_header.png", "bomb_real.png", "loop_a")
+    for name in (*errors, "dangling.mp4"):
         assert by[name]["status"] == "error", name
+    # a side file that does not claim to be media is skipped, not an error (the scan's exit code stays clean)
+    assert by["clip.info.json"]["status"] == "skipped" and "not a media file" in by["clip.info.json"]["reason"]
     assert "pixel" in by["bomb_header.png"]["reason"] and "pixel" in by["bomb_real.png"]["reason"]
     for name in ("<img src=x onerror=alert(1)>.mp4", "with space ünïcødé 视频.mp4", "new\nline.mp4", "q\"uo'te.jpg"):
         assert by[name]["results"][0]["status"] == "ok", name

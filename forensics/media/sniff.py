@@ -27,6 +27,16 @@ _SIGNATURES: list[tuple[int, bytes, str, str]] = [
 ]
 
 
+# File name extensions of media formats (the sniffed ones and their usual aliases). Content that is
+# not recognised is an error under one of these names (or none) and "not a media file" otherwise.
+MEDIA_SUFFIXES = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif",
+    ".mp4", ".m4v", ".mov", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".flv", ".wmv", ".asf", ".mpg", ".mpeg",
+    ".m2v", ".ts", ".mts", ".m2ts", ".vob", ".ogv",
+    ".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma", ".weba", ".amr",
+})  # fmt: skip
+
+
 def sniff_bytes(head: bytes) -> tuple[str, str] | None:
     """Return ``(format, kind_hint)`` for the leading bytes of a file, or ``None``."""
     if head[:4] == b"RIFF" and len(head) >= 12:
