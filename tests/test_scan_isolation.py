@@ -110,3 +110,20 @@ def _processes_mentioning(text: str) -> list[int]:
             if text in cmd and "zombie" not in state:
                 pids.append(int(entry.name))
     return pids
+
+
+def test_heap_trim_gives_freed_memory_back_only_over_the_resident_bound() -> None:
+    import importlib
+
+    scan_mod = importlib.import_module("forensics.scan")  # the module, not the function forensics.scan
+    if scan_mod._glibc() is None:
+        pytest.skip("needs glibc")
+    blocks = [bytearray(100_000) for _ in range(5000)]  # 500 MB of heap chunks (under the mmap threshold)
+    keep = blocks[::50]  # survivors pin the heap's top: plain free() cannot give the rest back
+    del blocks
+    held = scan_mod._resident_mb(os.getpid())
+    scan_mod._trim_heap(above_mb=held + 100)  # under the bound: the free pages stay for reuse
+    assert abs(scan_mod._resident_mb(os.getpid()) - held) < 50
+    scan_mod._trim_heap(above_mb=held / 2)
+    assert held - scan_mod._resident_mb(os.getpid()) > 300
+    assert len(keep) == 100
