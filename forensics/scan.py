@@ -147,7 +147,7 @@ def _trim_heap(above_mb: float = 1536.0) -> None:
     resident over ``above_mb``.
 
     Freed frames and activations otherwise stay resident, and the next detector's peak stacks on
-    them: on a one-hour 720p video this lowers the file's peak RSS by about 200 MB (2084 -> 1857 MB).
+    them: on a one-hour 720p video this lowers the file's peak RSS by about 200 MB (2084 -> 1887 MB).
     A worker on short files stays near 1.2 GB and keeps its free pages for the next file (trimming
     those as well cost ~8 % in page faults).
     """
@@ -327,12 +327,11 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 def tune_worker() -> None:
     """Set up a process that scores one file at a time on one core (scan workers, Ray actors).
 
-    One PyTorch thread (the workers are the parallelism), and glibc malloc keeps up
-    to 128 MB of freed memory for reuse instead of returning every large block to the kernel: each
-    file's frames and activations then reuse pages instead of faulting in fresh ones (measured on a
-    720p talking head: about 70,000 -> 10,000 page faults per file, scans 5-8 % faster). OpenCV's
-    thread count is left alone: changing it in a process forked from one that used OpenCV's thread
-    pool deadlocks.
+    One PyTorch thread (the workers are the parallelism), and glibc malloc keeps up to 128 MB of
+    freed memory for reuse instead of returning every large block to the kernel: each file's frames
+    and activations then reuse pages instead of faulting in fresh ones (measured on a 720p talking
+    head: about 70,000 -> 10,000 page faults per file, scans 5-8 % faster). OpenCV's thread count is
+    left alone: changing it in a process forked from one that used OpenCV's thread pool deadlocks.
     """
     with contextlib.suppress(ImportError):
         import torch
