@@ -172,6 +172,16 @@ def test_grid_tiles_and_eval_reencode() -> None:
 
 
 @pytest.mark.data
+def test_spectral_baseline_rises_for_a_checkerboard_trace() -> None:
+    photo = face_photo()[:256, :256]
+    yy, xx = np.mgrid[:256, :256]
+    checker = ((yy + xx) % 2 * 4 - 2)[..., None]  # +-2 grey levels: the period transposed convolutions leave
+    traced = np.clip(photo.astype(int) + checker, 0, 255).astype(np.uint8)
+    assert gd.spectral_peak(traced) > gd.spectral_peak(photo) + 1.5
+    with pytest.raises(ValueError, match="too small"):
+        gd.spectral_peak(photo[:8, :8])
+
+
 def test_split_holds_out_generator_families_and_real_sources(shared_data: Path) -> None:
     parts = gd.split(gd.read_manifest(shared_data))
     train_fams = {r.family for r in parts["train_fake"]}

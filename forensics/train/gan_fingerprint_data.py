@@ -194,34 +194,62 @@ def evaluate(det: Any, data: Path, work: Path, protocol: str) -> dict[str, dict[
     Scores are the detector's calibrated file scores; ``tpr@threshold`` / ``fpr@threshold`` use the
     card's threshold. Files that are skipped or fail are left out and reported as ``n_not_ok``.
     """
+    items = build_eval_set(data, work / "eval" / protocol, protocol)
+    scored = [(r.score, y, fam) for path, y, fam in items if (r := det.detect(path)).status == "ok"]
+    return family_metrics(scored, len(items), det.threshold)
+
+
+def evaluate_spectral_baseline(data: Path, work: Path, protocol: str) -> dict[str, dict[str, float]]:
+    """The same metrics for the training-free :func:`spectral_peak` statistic (no threshold)."""
+    items = build_eval_set(data, work / "eval" / protocol, protocol)
+    return family_metrics([(spectral_peak(load_rgb(path)), y, fam) for path, y, fam in items], len(items), None)
+
+
+def family_metrics(
+    scored: list[tuple[float, int, str]], n_items: int, thr: float | None
+) -> dict[str, dict[str, float]]:
+    """Metrics of ``(score, label, family)`` rows: ``all``, ``unseen_families`` and each fake family vs
+    all reals; with a threshold, also the TPR (and overall FPR) at it."""
     from forensics.train.metrics import summarize
 
-    items = build_eval_set(data, work / "eval" / protocol, protocol)
-    scores, labels, fams = [], [], []
-    for path, y, fam in items:
-        r = det.detect(path)
-        if r.status == "ok":
-            scores.append(r.score)
-            labels.append(y)
-            fams.append(fam)
-    s, y, f = np.array(scores), np.array(labels), np.array(fams)
-    thr = det.threshold
-    out = {
-        "all": summarize(y, s)
-        | {
-            "tpr@threshold": float((s[y == 1] >= thr).mean()),
-            "fpr@threshold": float((s[y == 0] >= thr).mean()),
-            "n_not_ok": len(items) - len(s),
-        }
-    }
+    s = np.array([r[0] for r in scored], np.float64)
+    y = np.array([r[1] for r in scored])
+    f = np.array([r[2] for r in scored])
+
+    def at(keep: np.ndarray) -> dict[str, float]:
+        return {} if thr is None else {"tpr@threshold": float((s[keep & (y == 1)] >= thr).mean())}
+
+    out = {"all": summarize(y, s) | at(y >= 0) | {"n_not_ok": n_items - len(s)}}
+    if thr is not None:
+        out["all"]["fpr@threshold"] = float((s[y == 0] >= thr).mean())
     unseen = (y == 0) | ~np.isin(f, list(SPLIT_FAMILIES))
-    out["unseen_families"] = summarize(y[unseen], s[unseen]) | {
-        "tpr@threshold": float((s[unseen & (y == 1)] >= thr).mean())
-    }
+    out["unseen_families"] = summarize(y[unseen], s[unseen]) | at(unseen)
     for fam in sorted(set(f[y == 1])):
         keep = (y == 0) | (f == fam)
-        out[fam] = summarize(y[keep], s[keep]) | {"tpr@threshold": float((s[f == fam] >= thr).mean())}
+        out[fam] = summarize(y[keep], s[keep]) | at(keep)
     return out
+
+
+def spectral_peak(rgb: np.ndarray) -> float:
+    """A training-free baseline score: how far the noise residual's log power spectrum rises, at the
+    three frequencies of a 2-pixel period (``(N/2, 0)``, ``(0, N/2)``, ``(N/2, N/2)``), above its
+    5 x 5 median neighbourhood. Transposed convolutions leave such a checkerboard; nearest-neighbour
+    upsampling leaves the opposite (a dip there), which this score does not reward.
+
+    Grey centre square (side a multiple of 8), residual = image minus its 3 x 3 median, Hann window.
+    """
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    h, w = grey.shape
+    n = min(h, w) // 8 * 8
+    if n < 16:
+        raise ValueError(f"image {w}x{h} is too small for the spectral baseline")
+    sq = grey[(h - n) // 2 : (h - n) // 2 + n, (w - n) // 2 : (w - n) // 2 + n]
+    res = sq.astype(np.float32) - cv2.medianBlur(sq, 3).astype(np.float32)
+    win = np.hanning(n).astype(np.float32)
+    power = np.log(np.abs(np.fft.fft2(res * np.outer(win, win))) ** 2 + 1e-6).astype(np.float32)
+    peak = power - cv2.medianBlur(power, 5)
+    m = n // 2
+    return float(np.mean([peak[m, 0], peak[0, m], peak[m, m]]))
 
 
 def attribution(det: Any, data: Path, work: Path, protocol: str = "q90_512") -> dict[str, Any]:
