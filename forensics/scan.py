@@ -135,8 +135,9 @@ def _analyze(path: Path, dets: list[Detector], limits: Limits, sha: str | None =
     for k, i in enumerate(order):
         if all(dets[j].spec.unit == "audio_window" for j in order[k:]):
             media.clear(keep_audio=True)  # no detector left needs frames: free them (an hour's are 330 MB)
+        if k:
+            _trim_heap()  # between detectors, after any frames were freed
         results[i] = dets[i].detect(media)
-        _trim_heap()
     media.clear()
     _trim_heap()
     return MediaReport(str(path), sha, media.info.to_dict(), results, decide(results), library_version())
