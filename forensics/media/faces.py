@@ -128,37 +128,34 @@ class MTCNNDetector:
             out.extend(f for f in found if all(iou(f[0], g[0]) < 0.5 for g in out))
         return out
 
-    def refine(self, image: np.ndarray, box: tuple[float, float, float, float], passes: int = 1) -> Detection | None:
+    def refine(self, image: np.ndarray, box: tuple[float, float, float, float]) -> Detection | None:
         """The face near ``box`` by MTCNN's output network (O-Net) alone, as its third stage does.
 
         The box is made square, cut from the full-resolution frame and scored at 48 x 48; O-Net's
-        regression moves it onto the face (``passes`` times) and places the landmarks. Returns
-        ``None`` when O-Net's face probability falls under the threshold, the face gets smaller than
-        ``min_face`` or the box drifts off the one it started from (then search the region instead).
+        regression moves it onto the face and places the landmarks. Returns ``None`` when O-Net's
+        face probability falls under the threshold, the face gets smaller than ``min_face`` or the
+        box drifts off the one it started from (then search the region instead).
         """
         import torch
         from torch.nn import functional as F
 
         h, w = image.shape[:2]
-        b = np.asarray(box, np.float64)
-        prob, pts = 0.0, np.zeros((5, 2), np.float32)
-        for _ in range(passes):
-            side = max(b[2] - b[0], b[3] - b[1])
-            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-            sq = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
-            x1, y1 = max(int(sq[0]), 1), max(int(sq[1]), 1)  # MTCNN's pad(): 1-based, clipped to the frame
-            x2, y2 = min(int(sq[2]), w), min(int(sq[3]), h)
-            if x2 - x1 < 12 or y2 - y1 < 12:
-                return None
-            crop = torch.from_numpy(np.ascontiguousarray(image[y1 - 1 : y2, x1 - 1 : x2])).permute(2, 0, 1)[None]
-            with self._lock, torch.inference_mode():
-                x = (F.interpolate(crop.float(), size=(48, 48), mode="area") - 127.5) * 0.0078125
-                reg, lm, pr = self._net().onet(x)
-            prob = float(pr[0, 1])
-            bw, bh = sq[2] - sq[0] + 1, sq[3] - sq[1] + 1
-            lm = lm[0].numpy()
-            pts = np.stack([bw * lm[:5] + sq[0] - 1, bh * lm[5:] + sq[1] - 1], axis=1).astype(np.float32)
-            b = sq + reg[0].numpy() * np.array([bw, bh, bw, bh])
+        side = max(box[2] - box[0], box[3] - box[1])
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        sq = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+        x1, y1 = max(int(sq[0]), 1), max(int(sq[1]), 1)  # MTCNN's pad(): 1-based, clipped to the frame
+        x2, y2 = min(int(sq[2]), w), min(int(sq[3]), h)
+        if x2 - x1 < 12 or y2 - y1 < 12:
+            return None
+        crop = torch.from_numpy(np.ascontiguousarray(image[y1 - 1 : y2, x1 - 1 : x2])).permute(2, 0, 1)[None]
+        with self._lock, torch.inference_mode():
+            x = (F.interpolate(crop.float(), size=(48, 48), mode="area") - 127.5) * 0.0078125
+            reg, lm, pr = self._net().onet(x)
+        prob = float(pr[0, 1])
+        bw, bh = sq[2] - sq[0] + 1, sq[3] - sq[1] + 1
+        lm = lm[0].numpy()
+        pts = np.stack([bw * lm[:5] + sq[0] - 1, bh * lm[5:] + sq[1] - 1], axis=1).astype(np.float32)
+        b = sq + reg[0].numpy() * np.array([bw, bh, bw, bh])
         out = (max(0.0, float(b[0])), max(0.0, float(b[1])), min(float(w), float(b[2])), min(float(h), float(b[3])))
         if prob < self.threshold or min(out[2] - out[0], out[3] - out[1]) < self.min_face or iou(out, box) < 0.3:
             return None
@@ -229,7 +226,7 @@ class FaceTracker:
     between, live faces are found again near their last box (a new face appears at the next
     full search). With ``scene_gate`` (grey levels), a due full search waits, at most
     ``max_deferrals`` times in a row, while nothing outside the live faces and their bodies changed
-    that much since the last one on a 64 px wide grey thumbnail. ``full_searches`` counts them.
+    that much since the last one on a grey thumbnail about 64 px wide. ``full_searches`` counts them.
     """
 
     def __init__(
