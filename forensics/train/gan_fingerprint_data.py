@@ -219,7 +219,7 @@ def family_metrics(
     def at(keep: np.ndarray) -> dict[str, float]:
         return {} if thr is None else {"tpr@threshold": float((s[keep & (y == 1)] >= thr).mean())}
 
-    out = {"all": summarize(y, s) | at(y >= 0) | {"n_not_ok": n_items - len(s)}}
+    out = {"all": summarize(y, s) | at(np.ones(len(y), bool)) | {"n_not_ok": n_items - len(s)}}
     if thr is not None:
         out["all"]["fpr@threshold"] = float((s[y == 0] >= thr).mean())
     unseen = (y == 0) | ~np.isin(f, list(SPLIT_FAMILIES))
