@@ -148,7 +148,7 @@ def _trim_heap(above_mb: float = 1536.0) -> None:
     resident over ``above_mb``.
 
     Freed frames and activations otherwise stay resident, and the next detector's peak stacks on
-    them: on a one-hour 720p video this lowers the file's peak RSS by about 200 MB (2084 -> 1887 MB).
+    them: on a one-hour 720p video this lowers the file's peak RSS by about 200 MB (2084 -> 1862 MB).
     A worker on short files stays near 1.2 GB and keeps its free pages for the next file (trimming
     those as well cost ~8 % in page faults).
     """
