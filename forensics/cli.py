@@ -182,7 +182,9 @@ def cmd_detectors(args: argparse.Namespace) -> int:
 
     for n in list_detectors():
         s = get_detector_class(n).spec
-        print(f"{n}\t{'/'.join(s.kinds)}\tunit={s.unit}\tdefault={n}.{s.default_weights}")
+        r = s.finetune
+        print(f"{n}\t{'/'.join(s.kinds)}\tunit={s.unit}\tdefault={n}.{s.default_weights}"
+              f"\tfinetune: {r.epochs} epochs, lr {r.lr:g}, patience {r.patience}")  # fmt: skip
     return 0
 
 
@@ -249,7 +251,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                 bar.update(task, completed=i, total=n, description=desc)
 
         path = finetune(args.detector, args.real, args.fake, weights=args.weights, tag=args.tag, epochs=args.epochs,
-                        lr=args.lr, batch_size=args.batch_size, device=args.device, progress=progress)  # fmt: skip
+                        lr=args.lr, patience=args.patience, batch_size=args.batch_size, device=args.device,
+                        progress=progress)  # fmt: skip
     con.print(f"wrote {path}; use it with --weights {args.detector}.{args.tag}")
     return 0
 
@@ -357,8 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--fake", action="append", type=Path, required=True)
     ft.add_argument("--weights", help="start from these weights (default: the detector's)")
     ft.add_argument("--tag", default="finetuned", help="new weights are <detector>.<tag>")
-    ft.add_argument("--epochs", type=int, default=5)
-    ft.add_argument("--lr", type=float, default=1e-4)
+    ft.add_argument("--epochs", type=int, help="default: the detector's recipe (forensics detectors)")
+    ft.add_argument("--lr", type=float, help="default: the detector's recipe")
+    ft.add_argument("--patience", type=int, help="epochs without a better validation AUC before stopping")
     ft.add_argument("--batch-size", type=int, default=32)
     ft.add_argument("--device", default="cpu")
     ft.set_defaults(func=cmd_finetune)

@@ -7,6 +7,10 @@ full detector (``detect``: decoding, 16 kHz, voice activity, windows, calibratio
 The AAC condition decodes each file at 16 kHz, encodes it as AAC 64 kbit/s (ADTS) and scores that.
 
     python scripts/eval_synthetic_speech.py --weights lcnn_v1 [--write-card]
+
+``--finetuned leave-one-repo-out|within-repo`` measures the fine-tuning route instead (``forensics
+finetune``'s code): what an analyst gets from labelled fakes of other generators, or of the same
+campaign. Every scored file is held out from the model that scores it; see :func:`finetuned_scores`.
 """
 
 from __future__ import annotations
@@ -103,19 +107,89 @@ def table(scored: list[dict]) -> dict:
     return res
 
 
+def _linked(rows: list[dict], folder: Path) -> Path:
+    """A folder of symlinks to ``rows``' files (what ``forensics finetune`` reads)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        link = folder / Path(r["file"]).name
+        if not link.exists():
+            link.symlink_to(DATA / r["file"])
+    return folder
+
+
+def finetuned_scores(protocol: str, weights: str, rows: list[dict], args: argparse.Namespace) -> dict:
+    """Fine-tune on some test-repository files and score others that model never saw.
+
+    ``leave-one-repo-out``: per repository, train on the fakes and ground truth of the other three.
+    ``within-repo``: per repository and fold, train on a random half of its fakes and of its ground
+    truth (split by file, 2 folds; a repository with under 4 real files is left out), score the other
+    half — an analyst with labelled samples of the campaign itself. Each held-out file is scored
+    once, by the model that did not see it.
+    """
+    from forensics.train.finetune import finetune
+
+    test = [r for r in rows if r["group"] in ("fake", "test_real")]
+    runs: list[tuple[str, list[dict], list[dict]]] = []
+    for repo in sorted(TEST_REPOS):
+        name = repo.split("/")[-1].replace("-", "_").lower()
+        own = [r for r in test if r["repo"] == repo]
+        if protocol == "leave-one-repo-out":
+            runs.append((name, [r for r in test if r["repo"] != repo], own))
+            continue
+        if sum(r["group"] == "test_real" for r in own) < 4:
+            print(f"== {name}: fewer than 4 real files, too few to split into folds; not scored")
+            continue
+        rng = np.random.default_rng(0)
+        folds = {id(r): 0 for r in own}
+        for group in ("fake", "test_real"):
+            members = [r for r in own if r["group"] == group]
+            for i, k in enumerate(rng.permutation(len(members))):
+                folds[id(members[k])] = i % 2
+        for f in (0, 1):
+            runs.append((f"{name}_f{f}", [r for r in own if folds[id(r)] != f], [r for r in own if folds[id(r)] == f]))
+    scored: dict[str, list[dict]] = {c: [] for c in args.conditions}
+    root = args.work / protocol
+    for name, train, held_out in runs:
+        t0 = time.time()
+        real = _linked([r for r in train if r["group"] == "test_real"], root / name / "real")
+        fake = _linked([r for r in train if r["group"] == "fake"], root / name / "fake")
+        path = finetune("synthetic_speech", [real], [fake], weights=weights, epochs=args.epochs, lr=args.lr,
+                        patience=args.patience, tag=name, out_dir=root / "weights")  # fmt: skip
+        det = create_detector("synthetic_speech", str(path))
+        print(f"== {name}: fine-tuned on {len(train)} files in {time.time() - t0:.0f}s, scoring {len(held_out)}")
+        for cond in args.conditions:
+            scored[cond] += score_all(det, held_out, cond, args.work)
+    results = {}
+    for cond, rows_scored in scored.items():
+        results[cond] = table(rows_scored)
+        for k, v in results[cond].items():
+            if k.startswith(("repo=", "all_fakes_vs_test_real")):
+                print(f"  {cond:6s} {k:60s} n={v['n_real']}/{v['n_fake']} EER {v['eer']:.3f} AUC {v['auc']:.3f} "
+                      f"TPR@1%FPR {v['tpr@0.01fpr']:.3f}")  # fmt: skip
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default="lcnn_v1", help="tag, full name or path")
     ap.add_argument("--work", type=Path, default=Path("/tmp/synthetic_speech"))
     ap.add_argument("--conditions", nargs="+", default=["clean", "aac64"])
     ap.add_argument("--write-card", action="store_true", help="store the results in the weights card (re-saves)")
+    ap.add_argument("--finetuned", choices=["leave-one-repo-out", "within-repo"],
+                    help="measure fine-tuning on labelled samples instead (see above)")  # fmt: skip
+    ap.add_argument("--epochs", type=int, help="fine-tuning epochs (--finetuned; default: the detector's recipe)")
+    ap.add_argument("--patience", type=int, help="fine-tuning early-stopping patience (--finetuned)")
+    ap.add_argument("--lr", type=float, help="fine-tuning learning rate (--finetuned)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the shared VM keeps one core free)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if not DATA.is_dir():
         raise SystemExit(f"needs {DATA}")
-    det = create_detector("synthetic_speech", args.weights)
     rows = test_rows()
+    if args.finetuned:
+        finetuned_scores(args.finetuned, args.weights, rows, args)
+        return
+    det = create_detector("synthetic_speech", args.weights)
     results = {}
     for cond in args.conditions:
         t0 = time.time()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tiny_detector import TinyDetector, make_tiny_weights
 import forensics
 from forensics.cli import main
 from forensics.detectors import register
+from forensics.detectors.base import FinetuneRecipe
 from forensics.errors import ForensicsError
 from forensics.media import open_media
 from forensics.train.evaluate import collect, evaluate, format_report
@@ -92,6 +94,21 @@ def test_finetune_learns_and_registers(tiny: TinyDetector, labelled: tuple[Path,
     tuned = forensics.create_detector("tiny_test", "campaign")
     after = evaluate(tuned, collect(real=[real], fake=[fake]), variants=("original",))["variants"]["original"]
     assert after["file"]["auc"] >= max(before["file"]["auc"], 0.9)
+
+
+def test_finetune_defaults_come_from_the_detector_recipe(
+    tiny: TinyDetector, labelled: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real, fake = labelled
+    recipe = FinetuneRecipe(epochs=3, lr=0.05, patience=3)
+    monkeypatch.setattr(TinyDetector, "spec", dataclasses.replace(TinyDetector.spec, finetune=recipe))
+    card = load_weights(finetune("tiny_test", [real], [fake], tag="recipe", batch_size=4)).card
+    assert (card["recipe"]["epochs"], card["recipe"]["lr"], card["recipe"]["patience"]) == (3, 0.05, 3)
+    assert 1 <= card["recipe"]["epochs_run"] <= 3
+    card = load_weights(finetune("tiny_test", [real], [fake], tag="mine", epochs=1, patience=1, batch_size=4)).card
+    assert (card["recipe"]["epochs"], card["recipe"]["lr"], card["recipe"]["epochs_run"]) == (1, 0.05, 1)
+    assert main(["detectors"]) == 0
+    assert "tiny_test" in (out := capsys.readouterr().out) and "finetune: 3 epochs, lr 0.05, patience 3" in out
 
 
 def test_finetune_clear_errors(tiny: TinyDetector, labelled: tuple[Path, Path], tmp_path: Path) -> None:

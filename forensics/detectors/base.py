@@ -27,6 +27,15 @@ UNITS = ("face", "frame", "audio_window", "av_window")
 
 
 @dataclass(frozen=True)
+class FinetuneRecipe:
+    """Defaults of ``forensics finetune`` for a detector's networks (each can be overridden)."""
+
+    epochs: int = 5
+    lr: float = 1e-4
+    patience: int = 2  # epochs without a better validation score before stopping
+
+
+@dataclass(frozen=True)
 class DetectorSpec:
     """What a detector consumes and how its unit scores become a file score."""
 
@@ -40,6 +49,7 @@ class DetectorSpec:
     hop_s: float | None = None
     sample_rate: int | None = None
     description: str = ""
+    finetune: FinetuneRecipe = FinetuneRecipe()
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:

@@ -89,18 +89,21 @@ def finetune(
     *,
     weights: str | None = None,
     tag: str = "finetuned",
-    epochs: int = 5,
-    lr: float = 1e-4,
+    epochs: int | None = None,
+    lr: float | None = None,
     batch_size: int = 32,
     val_fraction: float = 0.25,
-    patience: int = 2,
+    patience: int | None = None,
     fpr: float = 0.01,
     seed: int = 0,
     device: str = "cpu",
     out_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> Path:
-    """Fine-tune ``detector`` on real/fake folders; returns the new safetensors path."""
+    """Fine-tune ``detector`` on real/fake folders; returns the new safetensors path.
+
+    ``epochs``, ``lr`` and ``patience`` default to the detector's :class:`FinetuneRecipe`.
+    """
     import torch
 
     from forensics.weights import save_weights, user_weights_dir
@@ -109,6 +112,10 @@ def finetune(
         raise ForensicsError(f"tag {tag!r} must be lowercase letters, digits and underscores")
     t0 = time.perf_counter()
     det = create_detector(detector, weights, device=device).load()
+    recipe = det.spec.finetune
+    epochs = recipe.epochs if epochs is None else epochs
+    lr = recipe.lr if lr is None else lr
+    patience = recipe.patience if patience is None else patience
     samples = collect(real=real, fake=fake)
     if not samples:
         raise ForensicsError("the real and fake folders hold no files")
@@ -207,7 +214,8 @@ def finetune(
             f"parent data: {base.get('training_data')}"
         ),
         metrics={"finetune_validation": summarize(y_va_files, file_scores) | {"history": history}},
-        recipe={"epochs_run": len(history) - 1, "lr": lr, "batch_size": batch_size, "seed": seed,
+        recipe={"epochs_run": len(history) - 1, "epochs": epochs, "lr": lr, "patience": patience,
+                "batch_size": batch_size, "seed": seed,
                 "wall_s": round(time.perf_counter() - t0, 1), "skipped_files": problems[:20]},
     )  # fmt: skip
     tensors = {k: v.detach().cpu().to(dtypes.get(k, v.dtype)).clone() for k, v in model.state_dict().items()}
