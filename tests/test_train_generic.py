@@ -18,7 +18,7 @@ from forensics.detectors.base import FinetuneRecipe
 from forensics.errors import ForensicsError
 from forensics.media import open_media
 from forensics.train.evaluate import collect, evaluate, format_report
-from forensics.train.finetune import finetune
+from forensics.train.finetune import finetune, stratified_folds
 from forensics.train.reencode import reencode
 from forensics.weights import load_weights, user_weights_dir
 
@@ -109,6 +109,31 @@ def test_finetune_defaults_come_from_the_detector_recipe(
     assert (card["recipe"]["epochs"], card["recipe"]["lr"], card["recipe"]["epochs_run"]) == (1, 0.05, 1)
     assert main(["detectors"]) == 0
     assert "tiny_test" in (out := capsys.readouterr().out) and "finetune: 3 epochs, lr 0.05, patience 3" in out
+
+
+def test_finetune_batches_units_of_different_shapes_separately(weights_home: Path, tmp_path: Path) -> None:
+    """gan_fingerprint crops are smaller on small images: fine-tuning on mixed sizes once crashed."""
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    real.mkdir(), fake.mkdir()
+    img = face_photo()
+    for i, side in enumerate((400, 100, 300, 88)):  # crops of 128, 96, 128 and 88 px
+        write_image(real / f"r{i}.png", img[i * 20 : i * 20 + side, :side])
+        up = np.repeat(np.repeat(img[: side // 2, : side // 2], 2, 0), 2, 1)  # nearest-upsampled: a fake trace
+        write_image(fake / f"f{i}.png", up)
+    shapes = {u.x.shape for f in [*real.iterdir(), *fake.iterdir()] for u in forensics.create_detector(
+        "gan_fingerprint").units(open_media(f))}  # fmt: skip
+    assert len(shapes) >= 3
+    path = finetune("gan_fingerprint", [real], [fake], tag="mixed", epochs=1, batch_size=8)
+    assert load_weights(path).card["recipe"]["epochs_run"] == 1
+    assert forensics.create_detector("gan_fingerprint", "mixed").detect(fake / "f1.png").status == "ok"
+
+
+def test_stratified_folds_deal_each_label_evenly() -> None:
+    labels = [0] * 7 + [1] * 4
+    folds = stratified_folds(labels, k=2, seed=3)
+    assert sorted(np.bincount(folds[:7])) == [3, 4] and list(np.bincount(folds[7:])) == [2, 2]
+    assert np.array_equal(folds, stratified_folds(labels, k=2, seed=3))
+    assert any(not np.array_equal(folds, stratified_folds(labels, k=2, seed=s)) for s in range(4, 10))
 
 
 def test_finetune_clear_errors(tiny: TinyDetector, labelled: tuple[Path, Path], tmp_path: Path) -> None:

@@ -44,6 +44,18 @@ def split_groups(samples: list[Sample], val_fraction: float, rng: np.random.Gene
     return train, val
 
 
+def stratified_folds(labels: list[int], k: int = 2, seed: int = 0) -> np.ndarray:
+    """A fold number per item: each label's items dealt over ``k`` folds in random order (for measuring
+    what fine-tuning on some labelled files does to the others)."""
+    rng = np.random.default_rng(seed)
+    labels_arr = np.asarray(labels)
+    folds = np.zeros(len(labels_arr), dtype=int)
+    for lab in np.unique(labels_arr):
+        idx = np.flatnonzero(labels_arr == lab)
+        folds[idx[rng.permutation(len(idx))]] = np.arange(len(idx)) % k
+    return folds
+
+
 def _units(
     det: Any, samples: list[Sample], progress: Progress | None
 ) -> tuple[list[np.ndarray], list[list[Unit]], list[Sample], list[str]]:
@@ -63,6 +75,20 @@ def _units(
         if progress:
             progress("prepare", i, len(samples), {"path": str(s.path)})
     return xs, metas, kept, problems
+
+
+def _batches(sizes: list[int], batch_size: int, gen: Any) -> list[tuple[int, Any]]:
+    """One epoch of shuffled mini-batches ``(bucket, indices)`` that never mix buckets; the batches of
+    several buckets are interleaved at random."""
+    import torch
+
+    out = []
+    for k, n in enumerate(sizes):
+        order = torch.randperm(n, generator=gen)
+        out += [(k, order[b : b + batch_size]) for b in range(0, n, batch_size)]
+    if len(sizes) > 1:
+        out = [out[i] for i in torch.randperm(len(out), generator=gen).tolist()]
+    return out
 
 
 def _augment(x: Any, unit: str, gen: Any) -> Any:
@@ -100,7 +126,7 @@ def finetune(
     out_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> Path:
-    """Fine-tune ``detector`` on real/fake folders; returns the new safetensors path.
+    """Fine-tune ``detector`` on real/fake folders (or files); returns the new safetensors path.
 
     ``epochs``, ``lr`` and ``patience`` default to the detector's :class:`FinetuneRecipe`.
     """
@@ -128,8 +154,15 @@ def finetune(
     train_g, val_g = split_groups(kept, val_fraction, rng)
     tr = [i for i, s in enumerate(kept) if s.group in train_g]
     va = [i for i, s in enumerate(kept) if s.group in val_g]
-    x_tr = torch.from_numpy(np.concatenate([xs[i] for i in tr]))
-    y_tr = torch.from_numpy(np.concatenate([[kept[i].label] * len(xs[i]) for i in tr]).astype(np.float32))
+    by_shape: dict[tuple[int, ...], list[int]] = {}  # units of one shape per bucket (image crops vary in size)
+    for i in tr:
+        by_shape.setdefault(xs[i].shape[1:], []).append(i)
+    buckets = [
+        (torch.from_numpy(np.concatenate([xs[i] for i in idx])),
+         torch.from_numpy(np.concatenate([[kept[i].label] * len(xs[i]) for i in idx]).astype(np.float32)))
+        for idx in by_shape.values()
+    ]  # fmt: skip
+    n_tr = sum(len(y) for _, y in buckets)
     y_va_files = np.array([kept[i].label for i in va])
     va_tracks = [[u.track for u in metas[i]] for i in va]
 
@@ -144,8 +177,8 @@ def finetune(
             f"{det.weights_id} has no trainable parameters (e.g. a GMM baseline); fine-tune a network's weights instead"
         )
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    pos = float(y_tr.sum())
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(y_tr) - pos) / max(pos, 1.0)))
+    pos = float(sum(y.sum() for _, y in buckets))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor((n_tr - pos) / max(pos, 1.0)))
 
     def val_logits() -> list[np.ndarray]:
         model.eval()
@@ -168,22 +201,20 @@ def finetune(
         for m in model.modules():  # small fine-tuning sets: keep the normalisation statistics
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.eval()
-        order = torch.randperm(len(x_tr), generator=gen)
+        batches = _batches([len(y) for _, y in buckets], batch_size, gen)
         total = 0.0
-        for j, b in enumerate(range(0, len(order), batch_size)):
-            idx = order[b : b + batch_size]
-            xb = _augment(x_tr[idx], det.spec.unit, gen).to(device)
-            loss = loss_fn(det.logits_tensor(xb), y_tr[idx].to(device))
+        for j, (k, idx) in enumerate(batches):
+            x_b, y_b = buckets[k]
+            xb = _augment(x_b[idx], det.spec.unit, gen).to(device)
+            loss = loss_fn(det.logits_tensor(xb), y_b[idx].to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
             if progress:
-                progress(
-                    "train", j + 1, (len(order) + batch_size - 1) // batch_size, {"epoch": epoch, "loss": loss.item()}
-                )
+                progress("train", j + 1, len(batches), {"epoch": epoch, "loss": loss.item()})
         score = val_score(val_logits())
-        history.append({"epoch": epoch, "train_loss": total / len(order), "val_auc": score[0], "val_loss": -score[1]})
+        history.append({"epoch": epoch, "train_loss": total / n_tr, "val_auc": score[0], "val_loss": -score[1]})
         if progress:
             progress("epoch", epoch, epochs, history[-1])
         if score > best:
