@@ -107,16 +107,6 @@ def table(scored: list[dict]) -> dict:
     return res
 
 
-def _linked(rows: list[dict], folder: Path) -> Path:
-    """A folder of symlinks to ``rows``' files (what ``forensics finetune`` reads)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for r in rows:
-        link = folder / Path(r["file"]).name
-        if not link.exists():
-            link.symlink_to(DATA / r["file"])
-    return folder
-
-
 def finetuned_scores(protocol: str, weights: str, rows: list[dict], args: argparse.Namespace) -> dict:
     """Fine-tune on some test-repository files and score others that model never saw.
 
@@ -126,7 +116,7 @@ def finetuned_scores(protocol: str, weights: str, rows: list[dict], args: argpar
     half — an analyst with labelled samples of the campaign itself. Each held-out file is scored
     once, by the model that did not see it.
     """
-    from forensics.train.finetune import finetune
+    from forensics.train.finetune import finetune, stratified_folds
 
     test = [r for r in rows if r["group"] in ("fake", "test_real")]
     runs: list[tuple[str, list[dict], list[dict]]] = []
@@ -139,21 +129,20 @@ def finetuned_scores(protocol: str, weights: str, rows: list[dict], args: argpar
         if sum(r["group"] == "test_real" for r in own) < 4:
             print(f"== {name}: fewer than 4 real files, too few to split into folds; not scored")
             continue
-        rng = np.random.default_rng(0)
-        folds = {id(r): 0 for r in own}
-        for group in ("fake", "test_real"):
-            members = [r for r in own if r["group"] == group]
-            for i, k in enumerate(rng.permutation(len(members))):
-                folds[id(members[k])] = i % 2
+        folds = stratified_folds([int(r["group"] == "fake") for r in own])
         for f in (0, 1):
-            runs.append((f"{name}_f{f}", [r for r in own if folds[id(r)] != f], [r for r in own if folds[id(r)] == f]))
+            train, held_out = (
+                [r for r, k in zip(own, folds, strict=True) if k != f],
+                [r for r, k in zip(own, folds, strict=True) if k == f],
+            )
+            runs.append((f"{name}_f{f}", train, held_out))
     scored: dict[str, list[dict]] = {c: [] for c in args.conditions}
     root = args.work / protocol
     for name, train, held_out in runs:
         t0 = time.time()
-        real = _linked([r for r in train if r["group"] == "test_real"], root / name / "real")
-        fake = _linked([r for r in train if r["group"] == "fake"], root / name / "fake")
-        path = finetune("synthetic_speech", [real], [fake], weights=weights, epochs=args.epochs, lr=args.lr,
+        real = [DATA / r["file"] for r in train if r["group"] == "test_real"]
+        fake = [DATA / r["file"] for r in train if r["group"] == "fake"]
+        path = finetune("synthetic_speech", real, fake, weights=weights, epochs=args.epochs, lr=args.lr,
                         patience=args.patience, tag=name, out_dir=root / "weights")  # fmt: skip
         det = create_detector("synthetic_speech", str(path))
         print(f"== {name}: fine-tuned on {len(train)} files in {time.time() - t0:.0f}s, scoring {len(held_out)}")
