@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from forensics.detectors.base import Detector, DetectorSpec, Unit, calibrate
+from forensics.detectors.base import Detector, DetectorSpec, FinetuneRecipe, Unit, calibrate
 from forensics.errors import ForensicsError, MediaError, SkipDetection, WeightsError
 
 
@@ -83,6 +83,8 @@ class GanFingerprint(Detector):
         aggregation="mean",
         sample_fps=0.5,
         description="GAN/diffusion upsampling traces in native-resolution crops; attribution to user fingerprints",
+        # measured: scripts/eval_gan_fingerprint.py --finetuned (Stable Diffusion AUC 0.510 with 5 epochs at 1e-4)
+        finetune=FinetuneRecipe(epochs=30, lr=1e-3, patience=30),
     )
 
     def build(self, weights: Any) -> Any:
