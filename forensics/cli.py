@@ -356,8 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ft = sub.add_parser("finetune", help="fine-tune a detector on labelled samples; writes new weights")
     ft.add_argument("detector")
-    ft.add_argument("--real", action="append", type=Path, required=True)
-    ft.add_argument("--fake", action="append", type=Path, required=True)
+    ft.add_argument("--real", action="append", type=Path, required=True, help="folder or file of real media (repeat)")
+    ft.add_argument("--fake", action="append", type=Path, required=True, help="folder or file of fakes (repeat)")
     ft.add_argument("--weights", help="start from these weights (default: the detector's)")
     ft.add_argument("--tag", default="finetuned", help="new weights are <detector>.<tag>")
     ft.add_argument("--epochs", type=int, help="default: the detector's recipe (forensics detectors)")
