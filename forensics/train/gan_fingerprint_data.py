@@ -13,6 +13,7 @@ erases the upsampling trace and leaves only content to learn. Real photos are sp
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,14 +217,13 @@ def finetuned_within_family(
     before and after: ``{family: {"before": ..., "after": ...}}``.
     """
     from forensics.detectors.gan_fingerprint import GanFingerprint
+    from forensics.media import open_media
     from forensics.train.finetune import finetune, stratified_folds
     from forensics.train.metrics import summarize
 
     items = build_eval_set(data, work / "eval" / protocol, protocol)
     base = GanFingerprint(weights)
-    counts: dict[str, int] = {}
-    for _, y, fam in items:
-        counts[fam] = counts.get(fam, 0) + y
+    counts = Counter(fam for _, y, fam in items if y == 1)
     out = {}
     for fam in sorted(f for f, n in counts.items() if n >= min_fakes):
         rows = [(path, y) for path, y, f in items if y == 0 or f == fam]
@@ -236,7 +236,11 @@ def finetuned_within_family(
                             out_dir=work / "finetuned" / protocol, **recipe)  # fmt: skip
             tuned = GanFingerprint(str(path))
             for (p, y), f in zip(rows, folds, strict=True):
-                if f == k and (a := tuned.detect(p)).status == "ok" and (b := base.detect(p)).status == "ok":
+                if f != k:
+                    continue
+                media = open_media(p)  # decoded once for both detectors
+                a, b = tuned.detect(media), base.detect(media)
+                if a.status == "ok" and b.status == "ok":
                     before.append(b.score)
                     after.append(a.score)
                     labels.append(y)
