@@ -107,7 +107,17 @@ def table(scored: list[dict]) -> dict:
     return res
 
 
-def finetuned_scores(protocol: str, weights: str, rows: list[dict], args: argparse.Namespace) -> dict:
+def print_table(res: dict, only: tuple[str, ...] | None = None) -> None:
+    """One line per comparison of :func:`table` (those starting with ``only``, when given)."""
+    for k, v in res.items():
+        if k == "skipped_or_error":
+            print(f"  skipped/error: {len(v)} files", json.dumps(v)[:500])
+        elif only is None or k.startswith(only):
+            print(f"  {k:70s} n={v['n_real']}/{v['n_fake']} EER {v['eer']:.3f} AUC {v['auc']:.3f} "
+                  f"TPR@1%FPR {v['tpr@0.01fpr']:.3f}")  # fmt: skip
+
+
+def finetuned_scores(protocol: str, weights: str, rows: list[dict], args: argparse.Namespace) -> None:
     """Fine-tune on some test-repository files and score others that model never saw.
 
     ``leave-one-repo-out``: per repository, train on the fakes and ground truth of the other three.
@@ -148,14 +158,9 @@ def finetuned_scores(protocol: str, weights: str, rows: list[dict], args: argpar
         print(f"== {name}: fine-tuned on {len(train)} files in {time.time() - t0:.0f}s, scoring {len(held_out)}")
         for cond in args.conditions:
             scored[cond] += score_all(det, held_out, cond, args.work)
-    results = {}
     for cond, rows_scored in scored.items():
-        results[cond] = table(rows_scored)
-        for k, v in results[cond].items():
-            if k.startswith(("repo=", "all_fakes_vs_test_real")):
-                print(f"  {cond:6s} {k:60s} n={v['n_real']}/{v['n_fake']} EER {v['eer']:.3f} AUC {v['auc']:.3f} "
-                      f"TPR@1%FPR {v['tpr@0.01fpr']:.3f}")  # fmt: skip
-    return results
+        print(f"== held-out files, each scored by a model fine-tuned without it · {cond}")
+        print_table(table(rows_scored), only=("repo=", "all_fakes_vs_test_real"))
 
 
 def main() -> None:
@@ -185,12 +190,7 @@ def main() -> None:
         scored = score_all(det, rows, cond, args.work)
         results[cond] = table(scored)
         print(f"== {det.weights_id} · {cond} · {time.time() - t0:.0f}s")
-        for k, v in results[cond].items():
-            if k == "skipped_or_error":
-                print(f"  skipped/error: {len(v)} files", json.dumps(v)[:500])
-                continue
-            print(f"  {k:70s} n={v['n_real']}/{v['n_fake']} EER {v['eer']:.3f} AUC {v['auc']:.3f} "
-                  f"TPR@1%FPR {v['tpr@0.01fpr']:.3f}")  # fmt: skip
+        print_table(results[cond])
     if args.write_card:
         lw = load_weights(det.weights)
         card = dict(lw.card)
