@@ -200,6 +200,33 @@ def test_training_steps_reduce_the_sync_loss() -> None:
     assert int(curve.mean(0).argmax()) == 15  # the aligned shift wins after training on aligned pairs
 
 
+def test_logit_rules_read_the_sync_curve() -> None:
+    """far_near_gap: positive exactly when a shift beyond 2 frames fits better than every shift within 2;
+    median_gap: the zero shift against a typical clearly shifted one (a sharp far peak hardly moves it,
+    which is why far_near_gap replaced it). An unknown rule is refused."""
+    m = TINY["max_offset"]
+    d = np.arange(-m, m + 1)
+    curves = torch.tensor(
+        np.stack(
+            [
+                np.exp(-((d - 0) ** 2) / 4.0),  # aligned
+                np.exp(-((d - 2) ** 2) / 4.0),  # 2 frames off: inside the tolerance
+                np.exp(-((d - 8) ** 2) / 4.0),  # 8 frames off
+                0.9 * np.exp(-((d + 8) ** 2) / 4.0) + 0.8 * np.exp(-(d**2) / 4.0),  # near-tie, the far one higher
+            ]
+        ),
+        dtype=torch.float32,
+    )
+    far_near = LipSyncNet(**TINY | {"logit_rule": "far_near_gap"}).logit_from_curve(curves).numpy()
+    assert far_near[0] < 0 and far_near[1] < 0 and far_near[2] > 0 and 0 < far_near[3] < far_near[2]
+    assert far_near[3] == pytest.approx(10 * 0.1, abs=0.02)  # logit_scale x (0.9 - 0.8)
+    median = LipSyncNet(**TINY).logit_from_curve(curves).numpy()
+    assert median[0] < -5 and median[0] < median[1] < median[2]
+    assert abs(median[2]) < 0.01  # a sharp peak far off barely moves the median of the shifted similarities
+    with pytest.raises(ValueError, match="logit_rule"):
+        LipSyncNet(**TINY | {"logit_rule": "max"})
+
+
 def test_augment_clip_keeps_shape_and_range() -> None:
     crops = np.random.default_rng(1).integers(0, 255, (25, 32, 64), dtype=np.uint8)
     out = augment_clip(crops, np.random.default_rng(2))

@@ -5,9 +5,14 @@ window of ``n_mels`` x ``(frames + 2 * max_offset) * mel_per_frame`` (the audio 
 plus ``max_offset`` video frames on each side) and the audio's voice-activity flags on the same
 span. Both streams are embedded at the video frame rate; the cosine similarity of the clip with
 the audio shifted by ``d`` frames, averaged over the frames where that shifted audio is speech,
-is computed for every ``d`` in ``[-max_offset, max_offset]``. The logit is
-``logit_scale * (median(sims[|d| >= 3]) - sims[d=0])``: how far the zero-offset similarity falls
-below that of clearly shifted audio, so higher means less in sync (more fake).
+is computed for every ``d`` in ``[-max_offset, max_offset]``. Higher logits mean less in sync
+(more fake); ``logit_rule`` picks how a curve becomes one:
+
+- ``"median_gap"``: ``logit_scale * (median(sims[|d| >= 3]) - sims[0])``, how far the zero-offset
+  similarity falls below that of a typical clearly shifted audio;
+- ``"far_near_gap"``: ``logit_scale * (max(sims[|d| >= 3]) - max(sims[|d| <= 2]))``, how much better
+  the best clearly shifted audio fits than the best near-aligned one (within 2 frames, 0.08 s at
+  25 fps): a direct test of "the best offset lies outside the tolerance".
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
 def _tconv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
     pad = 0 if stride > 1 else k // 2
     return nn.Sequential(nn.Conv1d(cin, cout, k, stride, pad, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True))
+
+
+LOGIT_RULES = ("median_gap", "far_near_gap")
 
 
 class LipSyncNet(nn.Module):
@@ -43,8 +51,12 @@ class LipSyncNet(nn.Module):
         hidden: int | None = None,
         dropout: float = 0.0,
         logit_scale: float = 10.0,
+        logit_rule: str = "median_gap",
     ) -> None:
         super().__init__()
+        if logit_rule not in LOGIT_RULES:
+            raise ValueError(f"logit_rule must be one of {LOGIT_RULES}, not {logit_rule!r}")
+        self.logit_rule = logit_rule
         self.frames, self.height, self.width = frames, height, width
         self.n_mels, self.mel_per_frame, self.max_offset = n_mels, mel_per_frame, max_offset
         self.logit_scale = logit_scale
@@ -108,9 +120,11 @@ class LipSyncNet(nn.Module):
         return self.weighted_curve(self.offset_similarities(self.embed_video(v), self.embed_audio(a)), w)
 
     def logit_from_curve(self, curve: torch.Tensor) -> torch.Tensor:
-        """Higher = the zero-offset similarity is lower than that of a typical clearly-shifted audio (|d| >= 3)."""
+        """One logit per curve by ``logit_rule`` (module docstring); higher = less in sync."""
         m = self.max_offset
-        shifted = torch.cat([curve[:, : m - 2], curve[:, m + 3 :]], dim=1)
+        shifted = torch.cat([curve[:, : m - 2], curve[:, m + 3 :]], dim=1)  # |d| >= 3
+        if self.logit_rule == "far_near_gap":
+            return self.logit_scale * (shifted.max(dim=1).values - curve[:, m - 2 : m + 3].max(dim=1).values)
         return self.logit_scale * (shifted.median(dim=1).values - curve[:, m])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
