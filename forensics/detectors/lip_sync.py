@@ -279,7 +279,7 @@ class LipSyncDetector(Detector):
         name="lip_sync",
         kinds=("video",),
         unit="av_window",
-        default_weights="sync_v5",
+        default_weights="sync_v6",
         aggregation="mean",
         window_s=1.0,
         hop_s=0.5,
@@ -383,9 +383,19 @@ class LipSyncDetector(Detector):
             return self.model.logit_from_curve(torch.from_numpy(curves)).float().numpy()
 
     def context_logits(self, units: list[Unit], logits: np.ndarray) -> np.ndarray:
-        """Window logits averaged over ``smooth_windows`` neighbouring windows of the same track."""
+        """Each window's logit in the context of ``smooth_windows`` neighbouring windows of its track.
+
+        The card's ``smoothing`` says how: ``"curves"`` reads the logit from the window's averaged sync
+        curve (the curve its offset evidence comes from), ``"logits"`` (older cards) averages the logits.
+        """
+        import torch
+
         k = int(self.preprocessing.get("smooth_windows", 1))
-        return smooth_windows(units, logits, k).astype(np.float32)
+        if self.preprocessing.get("smoothing", "logits") != "curves":
+            return smooth_windows(units, logits, k).astype(np.float32)
+        curves = smooth_windows(units, np.stack([u.extra["curve"] for u in units]), k).astype(np.float32)
+        with torch.inference_mode():
+            return self.model.logit_from_curve(torch.from_numpy(curves)).float().numpy()
 
     def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
         fps = float(self.preprocessing["fps"])
