@@ -5,9 +5,11 @@
    offset error <= 0.08 s, and how many aligned windows are flagged (score >= threshold) or show an
    offset (|offset| > 0.08 s). One rule for both kinds of window: the window threshold that flags 5 %
    of aligned windows, and the share of shifted windows it flags.
-2. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
+2. The same shift test on the HyperLips clips (2 real input videos and 5 fakes whose lips were
+   rendered in sync with their audio): never trained on nor used to choose anything, 720p.
+3. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
 
-    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v5] [--write-card]
+    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v6] [--write-card]
 
 ``--write-card`` records these numbers in the shipped card (metrics.full_pipeline) and re-saves it.
 """
@@ -18,6 +20,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,32 +32,27 @@ from forensics.train.metrics import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIFTS = (-0.5, -0.4, -0.3, 0.3, 0.4, 0.5)
+HYPERLIPS_REAL, HYPERLIPS_FAKE = "semchan__HyperLips__test__*", "semchan__HyperLips__result__*"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--weights", default=None)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--write-card", action="store_true")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    det = forensics.create_detector("lip_sync", args.weights)
+def shift_test(det: Any, paths: list[Path]) -> dict[str, Any]:
+    """Every clip with its own audio and with the audio shifted by each of ``SHIFTS``, through ``det.detect``.
+
+    Per speech window: is a shift detected (|offset| > 0.08 s), is the offset error <= 0.08 s, is the
+    window flagged (score >= the card threshold); and one rule for both kinds of window: the window
+    score that flags 5 % of aligned windows, and the share of shifted windows above it.
+    """
     sr = int(det.preprocessing["sample_rate"])
-    held_out = det.card["training_data"]["validation"]
-    print(f"weights {det.weights_id}; threshold {det.threshold:.4f}; aggregation {det.aggregation_name}")
-
     win: dict[str, list] = {"det": [], "err": [], "flag_shift": [], "flag0": [], "off0": [], "s_shift": [], "s0": []}
     files: dict[str, list] = {"score": [], "label": []}
-    for name in held_out:
-        path = next((args.data / "real_video").glob(f"{name.removeprefix('real__')}.*"))
+    for path in paths:
         media = open_media(path)
         wav = media.audio(sr)
         for shift in (0.0, *SHIFTS):
             media._cache[("audio", sr)] = shift_wav(wav, shift, sr)  # same frames and faces, shifted audio
             res = det.detect(media)
             if res.status != "ok":
-                print(f"  {name} shift {shift:+.1f}: {res.status} ({res.reason})")
+                print(f"  {path.name} shift {shift:+.1f}: {res.status} ({res.reason})")
                 continue
             offs = np.array([w["offset_s"] for w in res.evidence["windows"]])
             wscores = [s.score for s in res.segments]
@@ -70,9 +68,10 @@ def main() -> None:
                 win["s_shift"] += wscores
             files["score"].append(res.score)
             files["label"].append(int(shift != 0))
-        print(f"  {name}: done", flush=True)
-    shifted = {
-        "clips": len(held_out),
+        print(f"  {path.name}: done", flush=True)
+    thr5 = float(np.quantile(win["s0"], 0.95))
+    return {
+        "clips": len(paths),
         "windows_shifted": len(win["det"]),
         "windows_aligned": len(win["flag0"]),
         "shift_detected_rate": float(np.mean(win["det"])),
@@ -81,15 +80,37 @@ def main() -> None:
         "aligned_windows_flagged_rate": float(np.mean(win["flag0"])),
         "aligned_windows_offset_gt_0.08s_rate": float(np.mean(np.array(win["off0"]) > 0.08)),
         "files_shifted_vs_aligned": summarize(np.array(files["label"]), np.array(files["score"])),
+        "window_threshold_at_5%_aligned_flagged": thr5,
+        "shifted_windows_flagged_at_that_threshold": float(np.mean(np.array(win["s_shift"]) > thr5)),
     }
-    # one rule for both kinds of window: the window score at the threshold that flags 5 % of aligned windows
-    thr5 = float(np.quantile(win["s0"], 0.95))
-    shifted["window_threshold_at_5%_aligned_flagged"] = thr5
-    shifted["shifted_windows_flagged_at_that_threshold"] = float(np.mean(np.array(win["s_shift"]) > thr5))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--write-card", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    det = forensics.create_detector("lip_sync", args.weights)
+    print(f"weights {det.weights_id}; threshold {det.threshold:.4f}; aggregation {det.aggregation_name}")
+
+    held_out = [
+        next((args.data / "real_video").glob(f"{name.removeprefix('real__')}.*"))
+        for name in det.card["training_data"]["validation"]
+    ]
+    shifted = shift_test(det, held_out)
     print("held-out clips, audio shifted by +-0.3..0.5 s:", json.dumps(shifted, indent=1))
+    hyper_clips = sorted((args.data / "real_video").glob(HYPERLIPS_REAL)) + sorted(
+        (args.data / "fake_video").glob(HYPERLIPS_FAKE)
+    )
+    hyper_shifted = shift_test(det, hyper_clips)
+    print("HyperLips clips (2 real inputs + 5 fakes in sync by construction), audio shifted by +-0.3..0.5 s:")
+    print(json.dumps(hyper_shifted, indent=1))
 
     labels, scores, timing = [], [], []
-    pairs = (("real_video", "semchan__HyperLips__test__*", 0), ("fake_video", "semchan__HyperLips__result__*", 1))
+    pairs = (("real_video", HYPERLIPS_REAL, 0), ("fake_video", HYPERLIPS_FAKE, 1))
     for folder, pattern, label in pairs:
         for path in sorted((args.data / folder).glob(pattern)):
             t0 = time.perf_counter()
@@ -111,6 +132,7 @@ def main() -> None:
         lw = det.loaded_weights
         full = {
             "held_out_shifted_audio": shifted,
+            "hyperlips_clips_shifted_audio": hyper_shifted,
             "hyperlips_fake_vs_real_inputs": hyper,
             "compute_s_per_video_s_720p": round(float(np.mean(timing)), 3),
             "command": f"python scripts/eval_lip_sync.py --threads {args.threads} --write-card",

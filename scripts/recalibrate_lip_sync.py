@@ -1,11 +1,17 @@
-"""Reproduce ``models/lip_sync.sync_v5`` from ``sync_v4``: the same network and preprocessing, with each
-window's logit and sync curve averaged over ``--smooth`` neighbouring windows of its track, and the
-calibration refit on those smoothed logits through the full detector pipeline.
+"""Re-derive lip_sync weights from trained ones: the same network tensors and preprocessing, with each
+window's sync curve (``--smoothing curves``) or logit (``logits``) averaged over ``--smooth``
+neighbouring windows of its track, the window logit read from the curve by ``--logit-rule`` (see
+``forensics.nn.lip_sync``), and the calibration refit on those logits through the full detector pipeline.
 
     python scripts/train_lip_sync.py --minutes 34 --stretch 0.15 --dropout 0.3   # writes models/lip_sync.sync_v4
-    python scripts/recalibrate_lip_sync.py [--source lip_sync.sync_v4] [--smooth 5] [--tag sync_v5]
+    python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v4 --smoothing logits --logit-rule median_gap \\
+        --tag sync_v5
+    python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v4 --smoothing curves --logit-rule far_near_gap \\
+        --tag sync_v6
 
-(sync_v4 itself is in the repository's history: ``git show 44f8d76:models/lip_sync.sync_v4.safetensors``.)
+Any weights with the same tensors serve as ``--source`` (the shipped sync_v6; sync_v4 and sync_v5 are in the
+repository's history: ``git show 44f8d76:models/lip_sync.sync_v4.safetensors > v4.safetensors``,
+``git show 2870ed4:models/lip_sync.sync_v5.safetensors``).
 
 Calibration data: the held-out real clips listed in the card (never trained on), with their own
 audio (negatives) and with the audio shifted by +-0.3/0.4/0.5 s (positives); temperature/bias by
@@ -24,6 +30,7 @@ import torch
 import forensics
 from forensics.detectors.base import aggregate, calibrate
 from forensics.media import open_media
+from forensics.nn.lip_sync import LOGIT_RULES
 from forensics.train.calibration import calibration_record, fit_temperature
 from forensics.train.lip_sync_data import shift_wav
 from forensics.weights import save_weights
@@ -35,14 +42,20 @@ SHIFTS = (-0.5, -0.4, -0.3, 0.3, 0.4, 0.5)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--source", default="lip_sync.sync_v4")
+    ap.add_argument("--source", default=None, help="weights with the trained tensors (default: the shipped ones)")
     ap.add_argument("--smooth", type=int, default=5)
-    ap.add_argument("--tag", default="sync_v5")
+    ap.add_argument(
+        "--smoothing", choices=("curves", "logits"), default="curves", help="average the windows' curves or logits"
+    )
+    ap.add_argument("--logit-rule", choices=LOGIT_RULES, default="far_near_gap")
+    ap.add_argument("--tag", default="sync_v6")
     args = ap.parse_args()
     torch.set_num_threads(1)
     src = forensics.create_detector("lip_sync", args.source)
     card = dict(src.card, name=f"lip_sync.{args.tag}")
-    card["preprocessing"] = dict(card["preprocessing"], smooth_windows=args.smooth)
+    card["preprocessing"] = dict(card["preprocessing"], smooth_windows=args.smooth, smoothing=args.smoothing)
+    arch = card["architecture"]
+    card["architecture"] = dict(arch, args=dict(arch["args"], logit_rule=args.logit_rule))
     work = Path(save_weights(dict(src.loaded_weights.tensors), card, Path("/tmp/lip_sync_recal")))
     det = forensics.create_detector("lip_sync", str(work))
     sr = int(det.preprocessing["sample_rate"])
@@ -64,13 +77,15 @@ def main() -> None:
     agg = det.aggregation_name
     real = np.array([aggregate(agg, calibrate(x, {"temperature": t, "bias": b}), [0] * len(x)) for x in real_files])
     note = (
-        f"temperature/bias on held-out window logits smoothed over {args.smooth} windows (aligned vs audio shifted"
-        " 0.3-0.5 s, full detector pipeline); threshold at 1% FPR on the aligned clips' file scores"
+        f"temperature/bias on held-out window logits ({args.logit_rule}, {args.smoothing} averaged over {args.smooth}"
+        " windows; aligned vs audio shifted 0.3-0.5 s, full detector pipeline); threshold at 1% FPR on the aligned"
+        " clips' file scores"
     )
     card["calibration"] = calibration_record(lg, lab, real, aggregation=agg, note=note)
     card["lineage"] = (
-        f"{args.source} (same tensors and preprocessing; see its card) with window smoothing over {args.smooth}"
-        f" windows and this calibration; made by scripts/recalibrate_lip_sync.py. {src.card.get('lineage', '')}"
+        f"{src.card['name']} (same tensors and preprocessing; see its card) with window {args.smoothing} averaged over"
+        f" {args.smooth} windows, window logit rule {args.logit_rule} and this calibration; made by"
+        f" scripts/recalibrate_lip_sync.py. {src.card.get('lineage', '')}"
     )
     card["metrics"] = {k: v for k, v in card["metrics"].items() if k != "full_pipeline"}
     out = save_weights(dict(src.loaded_weights.tensors), card, ROOT / "models")
