@@ -39,10 +39,11 @@ def shift_test(det: Any, paths: list[Path]) -> dict[str, Any]:
     """Every clip with its own audio and with the audio shifted by each of ``SHIFTS``, through ``det.detect``.
 
     Per speech window: is a shift detected (|offset| > 0.08 s), is the offset error <= 0.08 s, is the
-    window flagged (score >= the card threshold); and one rule for both kinds of window: the window
-    score that flags 5 % of aligned windows, and the share of shifted windows above it.
+    window flagged (score >= the card's window threshold, else its file threshold); and the window
+    score that flags 5 % of these clips' own aligned windows, and the share of shifted windows above it.
     """
     sr = int(det.preprocessing["sample_rate"])
+    wthr = float(det.calibration.get("window_threshold", det.threshold))
     win: dict[str, list] = {"det": [], "err": [], "flag_shift": [], "flag0": [], "off0": [], "s_shift": [], "s0": []}
     files: dict[str, list] = {"score": [], "label": []}
     for path in paths:
@@ -56,7 +57,7 @@ def shift_test(det: Any, paths: list[Path]) -> dict[str, Any]:
                 continue
             offs = np.array([w["offset_s"] for w in res.evidence["windows"]])
             wscores = [s.score for s in res.segments]
-            flags = np.array([s >= det.threshold for s in wscores])
+            flags = np.array([s >= wthr for s in wscores])
             if shift == 0:
                 win["s0"] += wscores
                 win["flag0"] += list(flags)
@@ -76,6 +77,7 @@ def shift_test(det: Any, paths: list[Path]) -> dict[str, Any]:
         "windows_aligned": len(win["flag0"]),
         "shift_detected_rate": float(np.mean(win["det"])),
         "offset_error_le_0.08s_rate": float(np.mean(win["err"])),
+        "window_threshold": wthr,
         "shifted_windows_flagged_rate": float(np.mean(win["flag_shift"])),
         "aligned_windows_flagged_rate": float(np.mean(win["flag0"])),
         "aligned_windows_offset_gt_0.08s_rate": float(np.mean(np.array(win["off0"]) > 0.08)),

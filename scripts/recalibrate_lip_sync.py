@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,18 +32,53 @@ import forensics
 from forensics.detectors.base import aggregate, calibrate
 from forensics.media import open_media
 from forensics.nn.lip_sync import LOGIT_RULES
-from forensics.train.calibration import calibration_record, fit_temperature
+from forensics.train.calibration import calibration_record, fit_temperature, threshold_at_fpr
 from forensics.train.lip_sync_data import shift_wav
 from forensics.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIFTS = (-0.5, -0.4, -0.3, 0.3, 0.4, 0.5)
+WINDOW_FPR = 0.05  # issue 5: at most 5 % of aligned speech windows flagged
+
+
+def _trained_setup(card: dict) -> tuple[dict, dict]:
+    """Architecture args and preprocessing without what this script sets (rule, smoothing)."""
+    args = {k: v for k, v in card["architecture"]["args"].items() if k != "logit_rule"}
+    prep = {k: v for k, v in card["preprocessing"].items() if k not in ("smooth_windows", "smoothing")}
+    return args, prep
+
+
+def combine(sources: list[Any], tag: str) -> tuple[dict[str, Any], dict]:
+    """One source's tensors and card, or several single networks trained alike stacked as a ``LipSyncEnsemble``
+    (keys ``members.<i>.<key>``; each member's recipe and training-run metrics kept in the card)."""
+    first = sources[0]
+    card = dict(first.card, name=f"lip_sync.{tag}")
+    if len(sources) == 1:
+        return dict(first.loaded_weights.tensors), card
+    for src in sources:
+        if src.card["architecture"]["name"] != "LipSyncNet" or _trained_setup(src.card) != _trained_setup(first.card):
+            raise SystemExit(f"{src.card['name']}: ensemble members must be LipSyncNet weights trained alike")
+    tensors = {f"members.{i}.{k}": v for i, src in enumerate(sources) for k, v in src.loaded_weights.tensors.items()}
+    card["architecture"] = {
+        "name": "LipSyncEnsemble",
+        "args": dict(first.card["architecture"]["args"], members=len(sources)),
+    }
+    card["recipe"] = {
+        "ensemble": "sync curves of the members averaged",
+        "members": [{"weights": src.weights_id, **src.card["recipe"]} for src in sources],
+    }
+    card["metrics"] = {"members": {src.card["name"]: src.card["metrics"] for src in sources}}
+    return tensors, card
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--source", default=None, help="weights with the trained tensors (default: the shipped ones)")
+    ap.add_argument(
+        "--source",
+        action="append",
+        help="weights with trained tensors (default: the shipped ones); repeat to average several as an ensemble",
+    )
     ap.add_argument("--smooth", type=int, default=5)
     ap.add_argument(
         "--smoothing", choices=("curves", "logits"), default="curves", help="average the windows' curves or logits"
@@ -51,12 +87,12 @@ def main() -> None:
     ap.add_argument("--tag", default="sync_v6")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    src = forensics.create_detector("lip_sync", args.source)
-    card = dict(src.card, name=f"lip_sync.{args.tag}")
+    sources = [forensics.create_detector("lip_sync", w) for w in (args.source or [None])]
+    tensors, card = combine(sources, args.tag)
     card["preprocessing"] = dict(card["preprocessing"], smooth_windows=args.smooth, smoothing=args.smoothing)
     arch = card["architecture"]
     card["architecture"] = dict(arch, args=dict(arch["args"], logit_rule=args.logit_rule))
-    work = Path(save_weights(dict(src.loaded_weights.tensors), card, Path("/tmp/lip_sync_recal")))
+    work = Path(save_weights(tensors, card, Path("/tmp/lip_sync_recal")))
     det = forensics.create_detector("lip_sync", str(work))
     sr = int(det.preprocessing["sample_rate"])
     logits, labels, real_files = [], [], []
@@ -82,13 +118,20 @@ def main() -> None:
         " clips' file scores"
     )
     card["calibration"] = calibration_record(lg, lab, real, aggregation=agg, note=note)
+    aligned = calibrate(lg[lab == 0], card["calibration"])
+    card["calibration"] |= {"window_threshold": threshold_at_fpr(aligned, WINDOW_FPR), "window_fpr": WINDOW_FPR}
+    card["calibration"]["note"] += (
+        f"; window_threshold (desync spans) at {WINDOW_FPR:.0%} of those clips' aligned windows"
+    )
+    names = " + ".join(src.card["name"] for src in sources)
     card["lineage"] = (
-        f"{src.card['name']} (same tensors and preprocessing; see its card) with window {args.smoothing} averaged over"
+        f"{names} ({'their curves averaged; ' if len(sources) > 1 else ''}same tensors and preprocessing; see"
+        f" {'their cards' if len(sources) > 1 else 'its card'}) with window {args.smoothing} averaged over"
         f" {args.smooth} windows, window logit rule {args.logit_rule} and this calibration; made by"
-        f" scripts/recalibrate_lip_sync.py. {src.card.get('lineage', '')}"
+        f" scripts/recalibrate_lip_sync.py. {sources[0].card.get('lineage', '')}"
     )
     card["metrics"] = {k: v for k, v in card["metrics"].items() if k != "full_pipeline"}
-    out = save_weights(dict(src.loaded_weights.tensors), card, ROOT / "models")
+    out = save_weights(tensors, card, ROOT / "models")
     print(f"calibration {card['calibration']}\nwrote {out}")
 
 

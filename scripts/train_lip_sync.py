@@ -142,8 +142,8 @@ def shift_metrics(model: LipSyncNet, clips: list[SyncClip]) -> tuple[dict, dict]
 
 
 def train(args: argparse.Namespace, train_clips: list[SyncClip], val_clips: list[SyncClip]) -> tuple[LipSyncNet, dict]:
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
     model = LipSyncNet(**args.arch)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
     ckpt, best_path = args.work / f"ckpt_{args.tag}.pt", args.work / f"best_{args.tag}.pt"
@@ -153,7 +153,7 @@ def train(args: argparse.Namespace, train_clips: list[SyncClip], val_clips: list
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         step, spent, best = int(st["step"]), float(st["spent"]), float(st["best"])
-        rng = np.random.default_rng(step)
+        rng = np.random.default_rng(step if args.seed == 0 else (args.seed, step))
         print(f"resumed at step {step} ({spent / 60:.1f} min)")
     starts = [speech_windows(c, PREP, hop=1) for c in train_clips]
     keep = [i for i, s in enumerate(starts) if s]
@@ -222,18 +222,47 @@ def _shift_line(r: dict) -> str:
     return (
         f"{r['clips']} clips, {r['windows_shifted']} shifted / {r['windows_aligned']} aligned speech windows: shift"
         f" detected (|offset| > 0.08 s) in {r['shift_detected_rate']:.1%}, offset within 0.08 s in"
-        f" {r['offset_error_le_0.08s_rate']:.1%}; over the card threshold: shifted"
-        f" {r['shifted_windows_flagged_rate']:.1%},"
+        f" {r['offset_error_le_0.08s_rate']:.1%}; over the card's window threshold"
+        f" ({r.get('window_threshold', float('nan')):.3f}): shifted {r['shifted_windows_flagged_rate']:.1%},"
         f" aligned {r['aligned_windows_flagged_rate']:.1%}; **the window score that flags 5% of aligned windows flags"
         f" {r['shifted_windows_flagged_at_that_threshold']:.1%} of shifted ones**; shifted vs aligned files AUC"
         f" {r['files_shifted_vs_aligned']['auc']:.3f}"
     )
 
 
+def _training_run_lines(met: dict) -> list[str]:
+    """The card's training-run paragraph: one network's, or one line per ensemble member."""
+    if "members" in met:
+        lines = ["## Training runs of the members (cached features, the training script's rule and calibration)", ""]
+        for name, m in met["members"].items():
+            sh = m["held_out_shifted_audio"]
+            lines.append(
+                f"- {name} (`{m['command']}`): shift detected in {sh['shift_detected_rate']:.1%} of held-out shifted"
+                f" windows, offset within 0.08 s in {sh['offset_within_0.08s_rate']:.1%}, aligned windows with an"
+                f" offset over 0.08 s {sh['unshifted_offset_flagged_rate']:.1%}, unit AUC"
+                f" {sh['unit_summary']['auc']:.3f}."
+            )
+        return [*lines, ""]
+    shift, hyper = met["held_out_shifted_audio"], met["hyperlips_fake_vs_real_inputs"]
+    return [
+        f"## Training run ({met['command']}; cached features, the training script's rule and calibration)",
+        "",
+        f"Held-out real clips, audio shifted by {shift['shifts_s']} s ({shift['data']}):"
+        f" shift detected (|offset| > 0.08 s) in {shift['shift_detected_rate']:.1%} of {shift['windows_shifted']}"
+        f" speech windows; offset within 0.08 s in {shift['offset_within_0.08s_rate']:.1%}; aligned windows with"
+        f" |offset| > 0.08 s: {shift['unshifted_offset_flagged_rate']:.1%}; aligned windows over the threshold:"
+        f" {shift['aligned_windows_flagged_at_threshold']:.1%}; shifted windows over the threshold:"
+        f" {shift['shifted_windows_flagged_at_threshold']:.1%}; unit AUC {shift['unit_summary']['auc']:.3f}."
+        f" HyperLips lip-sync fakes vs their real input videos (video level): AUC {hyper['auc']:.3f}"
+        f" ({hyper['n_fake']} fake, {hyper['n_real']} real). {met['note']}.",
+        "",
+    ]
+
+
 def human_card(card: dict) -> str:
     """The short Markdown card written next to the weights, from the same facts as the JSON card."""
     cal, td, met, rec = card["calibration"], card["training_data"], card["metrics"], card["recipe"]
-    shift, hyper = met["held_out_shifted_audio"], met["hyperlips_fake_vs_real_inputs"]
+    members = card["architecture"]["args"].get("members", 1)
     rule = card["architecture"]["args"].get("logit_rule", "median_gap")
     smooth = int(card["preprocessing"].get("smooth_windows", 1))
     fp = met.get("full_pipeline")
@@ -241,7 +270,13 @@ def human_card(card: dict) -> str:
         f"# {card['name']}",
         "",
         "Lip-sync mismatch detector: a two-stream network (grey 32x64 mouth clips at 25 fps, 40-band log-mel at"
-        " 100 frames/s) embeds both streams at the video rate; the similarity of a 1 s mouth clip with its audio"
+        " 100 frames/s) embeds both streams at the video rate"
+        + (
+            f" ({members} such networks trained alike from different seeds, their curves averaged)"
+            if members > 1
+            else ""
+        )
+        + "; the similarity of a 1 s mouth clip with its audio"
         " shifted by -0.6..+0.6 s gives the estimated offset (argmax), the confidence (max - median) and the logit"
         f" (`{rule}`: {LOGIT_TEXT[rule]}, x10; higher = out of sync)"
         + (
@@ -280,17 +315,7 @@ def human_card(card: dict) -> str:
             "",
         ]
     lines += [
-        f"## Training run ({met['command']}; cached features, the training script's rule and calibration)",
-        "",
-        f"Held-out real clips, audio shifted by {shift['shifts_s']} s ({shift['data']}):"
-        f" shift detected (|offset| > 0.08 s) in {shift['shift_detected_rate']:.1%} of {shift['windows_shifted']}"
-        f" speech windows; offset within 0.08 s in {shift['offset_within_0.08s_rate']:.1%}; aligned windows with"
-        f" |offset| > 0.08 s: {shift['unshifted_offset_flagged_rate']:.1%}; aligned windows over the threshold:"
-        f" {shift['aligned_windows_flagged_at_threshold']:.1%}; shifted windows over the threshold:"
-        f" {shift['shifted_windows_flagged_at_threshold']:.1%}; unit AUC {shift['unit_summary']['auc']:.3f}."
-        f" HyperLips lip-sync fakes vs their real input videos (video level): AUC {hyper['auc']:.3f}"
-        f" ({hyper['n_fake']} fake, {hyper['n_real']} real). {met['note']}.",
-        "",
+        *_training_run_lines(met),
         "Limits: trained from scratch on about two minutes of speech from some 30 clips; 1 s windows are noisy,"
         " the per-track curve (evidence `track_curve_offset_s`) is steadier. Audio-driven lip generators such as"
         " HyperLips render lips in sync with the audio by construction: this detector finds desynchronised"
@@ -314,6 +339,7 @@ def main() -> None:
     ap.add_argument("--dropout", type=float, default=0.3)
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="initialisation and batch sampling (0: the shipped run)")
     ap.add_argument("--tag", default="sync_v4")
     ap.add_argument("--prep-only", action="store_true")
     args = ap.parse_args()
@@ -373,7 +399,8 @@ def main() -> None:
             "hyperlips_fake_vs_real_inputs": hyper
             | {"data": "fake_video/semchan__HyperLips__result__* vs real_video/semchan__HyperLips__test__video*"},
             "command": "python scripts/train_lip_sync.py "
-            + f"--minutes {args.minutes:g} --batch {args.batch} --stretch {args.stretch:g} --dropout {args.dropout:g}",
+            + f"--minutes {args.minutes:g} --batch {args.batch} --stretch {args.stretch:g} --dropout {args.dropout:g}"
+            + f" --seed {args.seed} --tag {args.tag}",
             "note": "window-level numbers from cached features (same functions as the detector); "
             "scripts/eval_lip_sync.py re-measures through the full detector",
         },
@@ -383,6 +410,7 @@ def main() -> None:
             "optimiser": f"AdamW lr {args.lr} wd {args.wd}, warmup 100 steps, linear decay",
             "batch": args.batch,
             "speed_augmentation": args.stretch,
+            "seed": args.seed,
         },
     }
     path = save_weights(sd, card, ROOT / "models")

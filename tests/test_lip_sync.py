@@ -23,7 +23,7 @@ from forensics.detectors.lip_sync import (
     speech_frames,
     window_starts,
 )
-from forensics.nn.lip_sync import LipSyncNet
+from forensics.nn.lip_sync import LipSyncEnsemble, LipSyncNet, build_lip_sync
 from forensics.train.lip_sync_data import (
     SyncClip,
     augment_clip,
@@ -227,6 +227,23 @@ def test_logit_rules_read_the_sync_curve() -> None:
         LipSyncNet(**TINY | {"logit_rule": "max"})
 
 
+def test_ensemble_averages_its_members_curves() -> None:
+    torch.manual_seed(0)
+    nets = [LipSyncNet(**TINY | {"logit_rule": "far_near_gap"}).eval() for _ in range(2)]
+    ens = build_lip_sync({"name": "LipSyncEnsemble", "args": TINY | {"logit_rule": "far_near_gap", "members": 2}})
+    assert isinstance(ens, LipSyncEnsemble)
+    ens.load_state_dict({f"members.{i}.{k}": v for i, n in enumerate(nets) for k, v in n.state_dict().items()})
+    ens.eval()
+    x = torch.randn(3, nets[0].input_size)
+    with torch.inference_mode():
+        curves = [n.sync_curve(x) for n in nets]
+        assert torch.allclose(ens.sync_curve(x), (curves[0] + curves[1]) / 2, atol=1e-6)
+        assert torch.allclose(ens(x), nets[0].logit_from_curve((curves[0] + curves[1]) / 2), atol=1e-5)
+        assert not torch.allclose(curves[0], curves[1])  # the members differ: the mean is not one of them
+    with pytest.raises(ValueError, match="cannot build"):
+        build_lip_sync({"name": "SyncNet", "args": {}})
+
+
 def test_augment_clip_keeps_shape_and_range() -> None:
     crops = np.random.default_rng(1).integers(0, 255, (25, 32, 64), dtype=np.uint8)
     out = augment_clip(crops, np.random.default_rng(2))
@@ -260,7 +277,8 @@ def test_scores_a_talking_video(detector: Detector, tmp_path: Path) -> None:
     assert all(-1 <= x["mouth_audio_corr"] <= 1 for x in w)
     assert res.evidence["tracks"][0]["windows"] == len(w)
     assert res.evidence["analysed_s"] == [0.0, pytest.approx(3.0, abs=0.05)]  # the whole (short) video
-    flagged = [s for s in res.segments if s.score >= res.threshold]
+    assert res.evidence["window_threshold"] == pytest.approx(detector.threshold, abs=1e-4)  # no window threshold
+    flagged = [s for s in res.segments if s.score >= res.evidence["window_threshold"]]
     spans = res.evidence["desync_spans"]
     assert all(any(sp["start"] <= s.start and s.end <= sp["end"] for sp in spans) for s in flagged)
     assert bool(spans) == bool(flagged)

@@ -5,11 +5,13 @@ between face detections, and the audio becomes a log-mel spectrogram on the same
 is one window (``window_frames`` frames, hop ``hop_frames``) of one track, and packs the mouth
 clip plus the log-mel of the window widened by ``max_offset_frames`` on each side into one
 float32 row (sizes in the card's architecture args; :class:`forensics.nn.lip_sync.LipSyncNet`
-splits it). The network's sync curve (similarity per audio shift) gives the logit (zero-offset
-similarity below that of clearly shifted audio = out of sync), the estimated offset (its argmax; positive
-= the audio lags the video) and the confidence (max minus median); windows over the threshold are
-merged into ``desync_spans`` per track. Logits and curves are averaged over ``smooth_windows``
-neighbouring windows of a track (a 1 s window alone is noisy; spans blur by about a second).
+splits it; a ``LipSyncEnsemble`` averages several networks' curves). The sync curve (similarity per
+audio shift) gives the logit by the card's ``logit_rule`` (higher = out of sync), the estimated offset
+(its argmax; positive = the audio lags the video) and the confidence (max minus median); windows over
+the card's window threshold (``calibration.window_threshold``, chosen at a stated share of aligned
+windows; the file threshold on older cards) are merged into ``desync_spans`` per track. Curves (or,
+on older cards, logits) are averaged over ``smooth_windows`` neighbouring windows of a track (a 1 s
+window alone is noisy; spans blur by about a second).
 
 A training-free cue rides along in the evidence: the correlation between mouth opening
 (darkness of the lip gap in the crop) and the speech envelope, at zero lag and at its best lag.
@@ -28,7 +30,7 @@ import cv2
 import numpy as np
 
 from forensics.detectors.base import Detector, DetectorSpec, Unit, calibrate
-from forensics.errors import MediaError, SkipDetection
+from forensics.errors import DetectorError, MediaError, SkipDetection
 
 # -- preprocessing shared by scanning and training -----------------------------------------
 
@@ -294,9 +296,12 @@ class LipSyncDetector(Detector):
     def build(self, weights: Any) -> Any:
         import torch
 
-        from forensics.nn.lip_sync import LipSyncNet
+        from forensics.nn.lip_sync import build_lip_sync
 
-        model = LipSyncNet(**weights.card["architecture"]["args"])
+        try:
+            model = build_lip_sync(weights.card["architecture"])
+        except (ValueError, TypeError) as exc:
+            raise DetectorError(f"lip_sync cannot build these weights: {exc}") from exc
         model.load_state_dict({k: v.to(torch.float32) for k, v in weights.tensors.items()})
         return model
 
@@ -425,7 +430,8 @@ class LipSyncDetector(Detector):
                     "mouth_audio_corr": round(float(corr.mean()), 3),
                 }
             )  # fmt: skip
-        flagged = calibrate(logits, self.calibration) >= self.threshold
+        window_threshold = float(self.calibration.get("window_threshold", self.threshold))
+        flagged = calibrate(logits, self.calibration) >= window_threshold
         spans: list[list[float]] = []
         for u, f in sorted(zip(units, flagged, strict=True), key=lambda p: (p[0].track, p[0].start)):
             if not f:
@@ -440,5 +446,6 @@ class LipSyncDetector(Detector):
             "analysed_s": [0.0, round(min(duration, float(self.preprocessing["max_seconds"])), 3)],
             "tracks": tracks,
             "windows": windows,
+            "window_threshold": round(window_threshold, 4),
             "desync_spans": [{"start": round(a, 3), "end": round(b, 3), "track": t} for a, b, t in spans],
         }

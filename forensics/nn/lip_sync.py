@@ -129,3 +129,38 @@ class LipSyncNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logit_from_curve(self.sync_curve(x.float()))
+
+
+class LipSyncEnsemble(nn.Module):
+    """Several :class:`LipSyncNet` of one architecture (trained from different seeds) whose sync curves are
+    averaged: one network trained on a few minutes of speech varies a lot from seed to seed, their mean less.
+
+    Same interface as one network; state-dict keys are ``members.<i>.<network key>``.
+    """
+
+    def __init__(self, *, members: int, **net_args: object) -> None:
+        super().__init__()
+        if members < 1:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(LipSyncNet(**net_args) for _ in range(members))  # type: ignore[arg-type]
+        self.max_offset = self.members[0].max_offset
+
+    def sync_curve(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' mean sync curve: ``B x (2 * max_offset + 1)``."""
+        return torch.stack([m.sync_curve(x) for m in self.members]).mean(0)
+
+    def logit_from_curve(self, curve: torch.Tensor) -> torch.Tensor:
+        return self.members[0].logit_from_curve(curve)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit_from_curve(self.sync_curve(x.float()))
+
+
+def build_lip_sync(architecture: dict) -> LipSyncNet | LipSyncEnsemble:
+    """The network a card's ``architecture`` names: ``LipSyncNet`` or ``LipSyncEnsemble`` (``members`` in args)."""
+    name, args = architecture.get("name"), dict(architecture.get("args", {}))
+    if name == "LipSyncNet":
+        return LipSyncNet(**args)
+    if name == "LipSyncEnsemble":
+        return LipSyncEnsemble(**args)
+    raise ValueError(f"lip_sync cannot build architecture {name!r}")
