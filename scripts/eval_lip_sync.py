@@ -9,7 +9,7 @@
    rendered in sync with their audio): never trained on nor used to choose anything, 720p.
 3. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
 
-    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v6] [--write-card]
+    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v7] [--write-card]
 
 ``--write-card`` records these numbers in the shipped card (metrics.full_pipeline) and re-saves it.
 """

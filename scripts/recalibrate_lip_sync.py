@@ -9,9 +9,14 @@ neighbouring windows of its track, the window logit read from the curve by ``--l
     python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v4 --smoothing curves --logit-rule far_near_gap \\
         --tag sync_v6
 
-Any weights with the same tensors serve as ``--source`` (the shipped sync_v6; sync_v4 and sync_v5 are in the
-repository's history: ``git show 44f8d76:models/lip_sync.sync_v4.safetensors > v4.safetensors``,
-``git show 2870ed4:models/lip_sync.sync_v5.safetensors``).
+    for s in 1 2 3 4; do python scripts/train_lip_sync.py --minutes 12 --stretch 0.15 --dropout 0.3 \\
+        --seed $s --tag sync_s$s; done                                             # four more networks
+    python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v4 --source lip_sync.sync_s1 \\
+        --source lip_sync.sync_s2 --source lip_sync.sync_s3 --source lip_sync.sync_s4 --tag sync_v7   # shipped
+
+A source is any weights with a trained network (sync_v4, v5 and v6 share one; they are in the repository's
+history: ``git show 44f8d76:models/lip_sync.sync_v4.safetensors > v4.safetensors``, ``2870ed4:...sync_v5``,
+``642df8f:...sync_v6``).
 
 Calibration data: the held-out real clips listed in the card (never trained on), with their own
 audio (negatives) and with the audio shifted by +-0.3/0.4/0.5 s (positives); temperature/bias by

@@ -1,5 +1,6 @@
-"""Train the network of ``models/lip_sync.sync_v6`` (written as ``sync_v4``): self-supervised audio-visual
-sync on ../shared/data. ``scripts/recalibrate_lip_sync.py`` then derives the shipped weights from it.
+"""Train one network of ``models/lip_sync.sync_v7`` (seed 0 is written as ``sync_v4``, ``--seed N`` trains
+the other members): self-supervised audio-visual sync on ../shared/data. ``scripts/recalibrate_lip_sync.py``
+then combines them into the shipped weights (commands in its docstring).
 
 Stages (each resumable; caches and checkpoints live in --work, never in the repo):
   1. preprocess every real talking-face video with audio (and the HyperLips pairs, for
@@ -11,7 +12,6 @@ Stages (each resumable; caches and checkpoints live in --work, never in the repo
 
     python scripts/train_lip_sync.py --minutes 22 --stretch 0.15 --dropout 0.3   # then, resumed:
     python scripts/train_lip_sync.py --minutes 34 --stretch 0.15 --dropout 0.3   # the shipped tensors
-    python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v4 --tag sync_v6  # window rule, calibration
 """
 
 from __future__ import annotations

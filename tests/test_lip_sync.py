@@ -260,11 +260,14 @@ def detector() -> Detector:
 
 def test_shipped_weights_load(detector: Detector) -> None:
     card = detector.card
-    assert card["detector"] == "lip_sync" and card["architecture"]["name"] == "LipSyncNet"
-    assert detector.model.input_size == card["architecture"]["args"]["frames"] * 32 * 64 + 40 * 220 + 25 + 30
+    assert card["detector"] == "lip_sync" and card["architecture"]["name"] == "LipSyncEnsemble"
+    nets = detector.model.members
+    assert len(nets) == card["architecture"]["args"]["members"] > 1
+    assert all(n.input_size == card["architecture"]["args"]["frames"] * 32 * 64 + 40 * 220 + 25 + 30 for n in nets)
     assert all(p.dtype == torch.float32 for p in detector.model.parameters())
     cal = card["calibration"]
     assert cal["temperature"] > 0 and 0 < cal["threshold"] < 1 and cal["aggregation"] == detector.aggregation_name
+    assert 0 < cal["window_threshold"] < 1 and cal["window_fpr"] == 0.05
 
 
 def test_scores_a_talking_video(detector: Detector, tmp_path: Path) -> None:
@@ -277,7 +280,7 @@ def test_scores_a_talking_video(detector: Detector, tmp_path: Path) -> None:
     assert all(-1 <= x["mouth_audio_corr"] <= 1 for x in w)
     assert res.evidence["tracks"][0]["windows"] == len(w)
     assert res.evidence["analysed_s"] == [0.0, pytest.approx(3.0, abs=0.05)]  # the whole (short) video
-    assert res.evidence["window_threshold"] == pytest.approx(detector.threshold, abs=1e-4)  # no window threshold
+    assert res.evidence["window_threshold"] == pytest.approx(detector.calibration["window_threshold"], abs=1e-4)
     flagged = [s for s in res.segments if s.score >= res.evidence["window_threshold"]]
     spans = res.evidence["desync_spans"]
     assert all(any(sp["start"] <= s.start and s.end <= sp["end"] for sp in spans) for s in flagged)
