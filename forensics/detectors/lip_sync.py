@@ -390,22 +390,24 @@ class LipSyncDetector(Detector):
     def context_logits(self, units: list[Unit], logits: np.ndarray) -> np.ndarray:
         """Each window's logit in the context of ``smooth_windows`` neighbouring windows of its track.
 
-        The card's ``smoothing`` says how: ``"curves"`` reads the logit from the window's averaged sync
-        curve (the curve its offset evidence comes from), ``"logits"`` (older cards) averages the logits.
+        Each window's averaged sync curve stays on its unit (``extra["context_curve"]``: the evidence's
+        offsets come from it). The card's ``smoothing`` says how the logit follows: ``"curves"`` reads it
+        from that averaged curve, ``"logits"`` (older cards) averages the windows' own logits.
         """
         import torch
 
         k = int(self.preprocessing.get("smooth_windows", 1))
+        curves = smooth_windows(units, np.stack([u.extra["curve"] for u in units]), k).astype(np.float32)
+        for u, c in zip(units, curves, strict=True):
+            u.extra["context_curve"] = c
         if self.preprocessing.get("smoothing", "logits") != "curves":
             return smooth_windows(units, logits, k).astype(np.float32)
-        curves = smooth_windows(units, np.stack([u.extra["curve"] for u in units]), k).astype(np.float32)
         with torch.inference_mode():
             return self.model.logit_from_curve(torch.from_numpy(curves)).float().numpy()
 
     def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
         fps = float(self.preprocessing["fps"])
-        k = int(self.preprocessing.get("smooth_windows", 1))
-        curves = smooth_windows(units, np.stack([u.extra["curve"] for u in units]), k)
+        curves = np.stack([u.extra["context_curve"] for u in units])
         m = curves.shape[1] // 2
         offsets = (curves.argmax(1) - m) / fps
         conf = curves.max(1) - np.median(curves, axis=1)

@@ -17,6 +17,8 @@ is computed for every ``d`` in ``[-max_offset, max_offset]``. Higher logits mean
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -138,11 +140,11 @@ class LipSyncEnsemble(nn.Module):
     Same interface as one network; state-dict keys are ``members.<i>.<network key>``.
     """
 
-    def __init__(self, *, members: int, **net_args: object) -> None:
+    def __init__(self, *, members: int, **net_args: Any) -> None:
         super().__init__()
         if members < 1:
             raise ValueError("an ensemble needs at least one member")
-        self.members = nn.ModuleList(LipSyncNet(**net_args) for _ in range(members))  # type: ignore[arg-type]
+        self.members = nn.ModuleList(LipSyncNet(**net_args) for _ in range(members))
         self.max_offset = self.members[0].max_offset
 
     def sync_curve(self, x: torch.Tensor) -> torch.Tensor:
