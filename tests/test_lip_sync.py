@@ -366,6 +366,25 @@ def test_skips_images(detector: Detector, media_dir: Path) -> None:
     assert detector.detect(media_dir / "face.jpg").status == "skipped"
 
 
+def test_finetune_runs_on_the_shipped_ensemble(detector: Detector, weights_home: Path, tmp_path: Path) -> None:
+    """``forensics finetune lip_sync`` end to end: validation goes through score_batch (which keeps the sync
+    curves that curve smoothing reads) and the tuned copy loads as the same ensemble and scores."""
+    from forensics.train.finetune import finetune
+    from forensics.weights import load_weights
+
+    folders = {}
+    for label in ("real", "fake"):
+        folders[label] = tmp_path / label
+        folders[label].mkdir()
+        for i, seconds in enumerate((2.0, 2.5, 3.0)):
+            write_video(folders[label] / f"{label}{i}.mp4", seconds=seconds, audio="speech")
+    path = finetune("lip_sync", [folders["real"]], [folders["fake"]], tag="smoke", epochs=1, patience=1)
+    card = load_weights(path).card
+    assert card["architecture"] == detector.card["architecture"] and card["parent"] == detector.weights_id
+    res = forensics.create_detector("lip_sync", "smoke").detect(folders["real"] / "real0.mp4")
+    assert res.status == "ok" and 0 <= res.score <= 1
+
+
 @pytest.mark.data
 def test_real_clip_shift_raises_the_score(detector: Detector, shared_data: Path) -> None:
     """A held-out LRS2 clip: its own audio scores lower than the same audio delayed by 0.4 s, and the delay is found."""

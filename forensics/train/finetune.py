@@ -181,8 +181,14 @@ def finetune(
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor((n_tr - pos) / max(pos, 1.0)))
 
     def val_logits() -> list[np.ndarray]:
+        """Validation logits the way ``detect`` makes them: ``score_batch`` (which may keep per-unit outputs,
+        such as lip_sync's sync curves) and then ``context_logits``."""
         model.eval()
-        return [det.context_logits(metas[i], det.forward(xs[i])) for i in va]
+        out = []
+        for i in va:
+            units = [dataclasses.replace(u, x=x) for u, x in zip(metas[i], xs[i], strict=True)]
+            out.append(det.context_logits(units, det.score_batch(units)))
+        return out
 
     y_va_units = np.concatenate([[kept[i].label] * len(xs[i]) for i in va]).astype(np.float64)
 
