@@ -11,7 +11,7 @@ Stages (each resumable; caches and checkpoints live in --work, never in the repo
      float16 weights and card to models/.
 
     python scripts/train_lip_sync.py --minutes 22 --stretch 0.15 --dropout 0.3   # then, resumed:
-    python scripts/train_lip_sync.py --minutes 34 --stretch 0.15 --dropout 0.3   # the shipped tensors
+    python scripts/train_lip_sync.py --minutes 34 --stretch 0.15 --dropout 0.3   # seed 0 of the shipped ensemble
 """
 
 from __future__ import annotations
@@ -322,6 +322,7 @@ def human_card(card: dict) -> str:
         " (shifted, drifting, dubbed) audio, not re-rendered lips, and scores those fakes as in sync. The"
         " voice-activity test is energy-based (music passes it).",
         "",
+        *([card["notes"], ""] if card.get("notes") else []),  # hand-written history kept in the card
     ]
     return "\n".join(lines)
 
