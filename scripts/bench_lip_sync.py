@@ -39,9 +39,10 @@ def main() -> None:
         default=ROOT.parent / "shared/data/real_video/semchan__HyperLips__test__video1__video1.mp4",
     )
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--weights", default=None, help="lip_sync weights (default: the shipped ones)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    det = forensics.create_detector("lip_sync")
+    det = forensics.create_detector("lip_sync", args.weights)
     det.load()
     with tempfile.TemporaryDirectory() as tmp:
         video = args.video if args.video.exists() else generated_720p(Path(tmp))
