@@ -7,7 +7,9 @@
    of aligned windows, and the share of shifted windows it flags.
 2. The same shift test on the HyperLips clips (2 real input videos and 5 fakes whose lips were
    rendered in sync with their audio): never trained on nor used to choose anything, 720p.
-3. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
+3. Dubbing: the held-out clips and the HyperLips inputs, each with the next clip's speech (another
+   speaker) instead of its own: windows flagged, and file scores against their own audio.
+4. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
 
     python scripts/eval_lip_sync.py [--weights lip_sync.sync_v7] [--write-card]
 
@@ -95,6 +97,39 @@ def shift_test(det: Any, paths: list[Path]) -> tuple[dict[str, Any], dict[str, A
     return summary, own_audio
 
 
+def dub_test(det: Any, paths: list[Path]) -> dict[str, Any]:
+    """Dubbing: each clip with the next clip's speech (another speaker; repeated to length) instead of its own.
+
+    Windows flagged at the card's window threshold (dubbed, and own audio for comparison) and file scores
+    of dubbed vs own audio.
+    """
+    sr = int(det.preprocessing["sample_rate"])
+    wthr = float(det.calibration.get("window_threshold", det.threshold))
+    media = [open_media(p) for p in paths]
+    wavs = [m.audio(sr) for m in media]
+    flags: dict[int, list] = {0: [], 1: []}
+    files: dict[str, list] = {"score": [], "label": []}
+    for i, m in enumerate(media):
+        other = wavs[(i + 1) % len(wavs)]
+        dubbed = np.resize(other, len(wavs[i])).astype(np.float32)  # repeated or cut to this clip's length
+        for label, wav in ((0, wavs[i]), (1, dubbed)):
+            m._cache[("audio", sr)] = wav
+            res = det.detect(m)
+            if res.status != "ok":
+                print(f"  {paths[i].name} {'dubbed' if label else 'own audio'}: {res.status} ({res.reason})")
+                continue
+            flags[label] += [seg.score >= wthr for seg in res.segments]
+            files["score"].append(res.score)
+            files["label"].append(label)
+    return {
+        "clips": len(paths),
+        "windows_dubbed": len(flags[1]),
+        "dubbed_windows_flagged_rate": float(np.mean(flags[1])),
+        "own_audio_windows_flagged_rate": float(np.mean(flags[0])),
+        "files_dubbed_vs_own": summarize(np.array(files["label"]), np.array(files["score"])),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -118,6 +153,9 @@ def main() -> None:
     print("HyperLips clips (2 real inputs + 5 fakes in sync by construction), audio shifted by +-0.3..0.5 s:")
     print(json.dumps(hyper_shifted, indent=1))
 
+    dubbed = dub_test(det, held_out + hyper_real)
+    print("held-out clips and HyperLips inputs, each with the next clip's speech:", json.dumps(dubbed, indent=1))
+
     labels, scores = [], []  # HyperLips fakes vs their inputs, each with its own audio
     for label, paths in ((0, hyper_real), (1, hyper_fake)):
         for path in paths:
@@ -139,6 +177,7 @@ def main() -> None:
         full = {
             "held_out_shifted_audio": shifted,
             "hyperlips_clips_shifted_audio": hyper_shifted,
+            "dubbed_audio": dubbed,
             "hyperlips_fake_vs_real_inputs": hyper,
             "compute_s_per_video_s_720p": round(float(np.mean(timing)), 3),
             "command": f"python scripts/eval_lip_sync.py --threads {args.threads} --write-card",

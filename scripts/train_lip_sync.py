@@ -309,6 +309,16 @@ def human_card(card: dict) -> str:
                 if (h := fp.get("hyperlips_clips_shifted_audio"))
                 else []
             ),
+            *(
+                [
+                    f"- Dubbing ({d['clips']} clips: the held-out ones and the HyperLips inputs, each with the next"
+                    f" clip's speech): {d['dubbed_windows_flagged_rate']:.1%} of {d['windows_dubbed']} dubbed windows"
+                    f" flagged at the window threshold ({d['own_audio_windows_flagged_rate']:.1%} with their own"
+                    f" audio); dubbed vs own files AUC {d['files_dubbed_vs_own']['auc']:.3f}."
+                ]
+                if (d := fp.get("dubbed_audio"))
+                else []
+            ),
             f"- HyperLips fakes vs their real input videos (file level): AUC"
             f" {fp['hyperlips_fake_vs_real_inputs']['auc']:.3f}.",
             f"- {fp['compute_s_per_video_s_720p']} s of compute per second of 720p video (1 thread, shared CPU).",
