@@ -57,7 +57,8 @@ def combine(sources: list[Any], tag: str) -> tuple[dict[str, Any], dict]:
     """One source's tensors and card, or several single networks trained alike stacked as a ``LipSyncEnsemble``
     (keys ``members.<i>.<key>``; each member's recipe and training-run metrics kept in the card)."""
     first = sources[0]
-    card = dict(first.card, name=f"lip_sync.{tag}")
+    card = {k: v for k, v in first.card.items() if k != "notes"}  # a source's hand-written history is its own
+    card["name"] = f"lip_sync.{tag}"
     if len(sources) == 1:
         return dict(first.loaded_weights.tensors), card
     for src in sources:
@@ -89,7 +90,7 @@ def main() -> None:
         "--smoothing", choices=("curves", "logits"), default="curves", help="average the windows' curves or logits"
     )
     ap.add_argument("--logit-rule", choices=LOGIT_RULES, default="far_near_gap")
-    ap.add_argument("--tag", default="sync_v6")
+    ap.add_argument("--tag", required=True, help="the new weights' tag (lip_sync.<tag> in models/)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     sources = [forensics.create_detector("lip_sync", w) for w in (args.source or [None])]
