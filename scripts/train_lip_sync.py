@@ -280,7 +280,8 @@ def human_card(card: dict) -> str:
         " shifted by -0.6..+0.6 s gives the estimated offset (argmax), the confidence (max - median) and the logit"
         f" (`{rule}`: {LOGIT_TEXT[rule]}, x10; higher = out of sync)"
         + (
-            f", each window's curve averaged with its neighbours over {smooth} windows of its track."
+            f", each window's {'curve' if card['preprocessing'].get('smoothing') == 'curves' else 'logit'} averaged"
+            f" with its neighbours over {smooth} windows of its track."
             if smooth > 1
             else "."
         ),
