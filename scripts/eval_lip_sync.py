@@ -9,7 +9,9 @@
    rendered in sync with their audio): never trained on nor used to choose anything, 720p.
 3. Dubbing: the held-out clips and the HyperLips inputs, each with the next clip's speech (another
    speaker) instead of its own: windows flagged, and file scores against their own audio.
-4. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
+4. Localisation: the same clips with their audio delayed 0.4 s from the midpoint on: windows flagged
+   before and after the splice, and where the desync span starts.
+5. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
 
     python scripts/eval_lip_sync.py [--weights lip_sync.sync_v7] [--write-card]
 
@@ -130,6 +132,44 @@ def dub_test(det: Any, paths: list[Path]) -> dict[str, Any]:
     }
 
 
+def splice_test(det: Any, paths: list[Path], shift: float = 0.4) -> dict[str, Any]:
+    """Localisation: each clip's audio delayed by ``shift`` s from its midpoint on (a re-dubbed second half).
+
+    Windows wholly more than 1 s before / after the splice flagged at the card's window threshold, and
+    how far the first desync span reaching past the splice starts from it (seconds, negative = early).
+    """
+    sr = int(det.preprocessing["sample_rate"])
+    wthr = float(det.calibration.get("window_threshold", det.threshold))
+    flags: dict[str, list] = {"before": [], "after": []}
+    onsets = []
+    for path in paths:
+        media = open_media(path)
+        wav = media.audio(sr)
+        half = len(wav) // 2
+        media._cache[("audio", sr)] = np.concatenate([wav[:half], shift_wav(wav, shift, sr)[half:]])
+        res = det.detect(media)
+        if res.status != "ok":
+            print(f"  {path.name} spliced: {res.status} ({res.reason})")
+            continue
+        t = half / sr
+        flags["before"] += [seg.score >= wthr for seg in res.segments if seg.end <= t - 1.0]
+        flags["after"] += [seg.score >= wthr for seg in res.segments if seg.start >= t + 1.0]
+        late = [sp["start"] for sp in res.evidence["desync_spans"] if sp["end"] > t]
+        if late:
+            onsets.append(min(late) - t)
+    return {
+        "clips": len(paths),
+        "shift_s": shift,
+        "windows_before": len(flags["before"]),
+        "windows_after": len(flags["after"]),
+        "before_flagged_rate": float(np.mean(flags["before"])),
+        "after_flagged_rate": float(np.mean(flags["after"])),
+        "clips_with_a_span_after": len(onsets),
+        "span_onset_minus_splice_s": [round(o, 2) for o in onsets],
+        "median_abs_onset_error_s": float(np.median(np.abs(onsets))) if onsets else None,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -156,6 +196,9 @@ def main() -> None:
     dubbed = dub_test(det, held_out + hyper_real)
     print("held-out clips and HyperLips inputs, each with the next clip's speech:", json.dumps(dubbed, indent=1))
 
+    spliced = splice_test(det, held_out + hyper_real)
+    print("held-out clips and HyperLips inputs, audio delayed 0.4 s from the midpoint:", json.dumps(spliced, indent=1))
+
     labels, scores = [], []  # HyperLips fakes vs their inputs, each with its own audio
     for label, paths in ((0, hyper_real), (1, hyper_fake)):
         for path in paths:
@@ -178,6 +221,7 @@ def main() -> None:
             "held_out_shifted_audio": shifted,
             "hyperlips_clips_shifted_audio": hyper_shifted,
             "dubbed_audio": dubbed,
+            "spliced_audio": spliced,
             "hyperlips_fake_vs_real_inputs": hyper,
             "compute_s_per_video_s_720p": round(float(np.mean(timing)), 3),
             "command": f"python scripts/eval_lip_sync.py --threads {args.threads} --write-card",

@@ -320,6 +320,17 @@ def human_card(card: dict) -> str:
                 if (d := fp.get("dubbed_audio"))
                 else []
             ),
+            *(
+                [
+                    f"- Localisation ({sp['clips']} clips, audio delayed {sp['shift_s']} s from the midpoint on):"
+                    f" {sp['after_flagged_rate']:.1%} of {sp['windows_after']} windows more than 1 s after the splice"
+                    f" flagged, {sp['before_flagged_rate']:.1%} of {sp['windows_before']} more than 1 s before; the"
+                    f" first desync span reaching past the splice starts {sp['median_abs_onset_error_s']:.2f} s from"
+                    f" it (median; {sp['clips_with_a_span_after']} clips with such a span)."
+                ]
+                if (sp := fp.get("spliced_audio"))
+                else []
+            ),
             f"- HyperLips fakes vs their real input videos (file level): AUC"
             f" {fp['hyperlips_fake_vs_real_inputs']['auc']:.3f}.",
             f"- {fp['compute_s_per_video_s_720p']} s of compute per second of 720p video (1 thread, shared CPU).",
