@@ -58,7 +58,7 @@ def shift_test(det: Any, paths: list[Path]) -> tuple[dict[str, Any], dict[str, A
         media = open_media(path)
         wav = media.audio(sr)
         for shift in (0.0, *SHIFTS):
-            media._cache[("audio", sr)] = shift_wav(wav, shift, sr)  # same frames and faces, shifted audio
+            media.replace_audio(shift_wav(wav, shift, sr), sr)  # same frames and faces, shifted audio
             res = det.detect(media)
             if shift == 0:
                 took = (time.perf_counter() - t0) / (media.info.duration or 1.0)
@@ -115,7 +115,7 @@ def dub_test(det: Any, paths: list[Path]) -> dict[str, Any]:
         other = wavs[(i + 1) % len(wavs)]
         dubbed = np.resize(other, len(wavs[i])).astype(np.float32)  # repeated or cut to this clip's length
         for label, wav in ((0, wavs[i]), (1, dubbed)):
-            m._cache[("audio", sr)] = wav
+            m.replace_audio(wav, sr)
             res = det.detect(m)
             if res.status != "ok":
                 print(f"  {paths[i].name} {'dubbed' if label else 'own audio'}: {res.status} ({res.reason})")
@@ -146,7 +146,7 @@ def splice_test(det: Any, paths: list[Path], shift: float = 0.4) -> dict[str, An
         media = open_media(path)
         wav = media.audio(sr)
         half = len(wav) // 2
-        media._cache[("audio", sr)] = np.concatenate([wav[:half], shift_wav(wav, shift, sr)[half:]])
+        media.replace_audio(np.concatenate([wav[:half], shift_wav(wav, shift, sr)[half:]]), sr)
         res = det.detect(media)
         if res.status != "ok":
             print(f"  {path.name} spliced: {res.status} ({res.reason})")

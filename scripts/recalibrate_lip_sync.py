@@ -107,7 +107,7 @@ def main() -> None:
         media = open_media(path)
         wav = media.audio(sr)
         for shift in (0.0, *SHIFTS):
-            media._cache[("audio", sr)] = shift_wav(wav, shift, sr)  # same frames and faces, shifted audio
+            media.replace_audio(shift_wav(wav, shift, sr), sr)  # same frames and faces, shifted audio
             _, lg = det.decision_function(media)  # smoothed window logits
             logits.append(lg)
             labels.append(np.full(len(lg), int(shift != 0)))

@@ -128,6 +128,17 @@ def test_clear_can_keep_the_audio(media_dir: Path) -> None:
     assert m.audio(16000) is not wav
 
 
+def test_replace_audio_keeps_frames_and_drops_other_rates(media_dir: Path) -> None:
+    m = open_media(media_dir / "talk.mp4")
+    wav, low, frames = m.audio(16000), m.audio(8000), m.frames(fps=2)
+    other = np.zeros_like(wav)
+    m.replace_audio(other, 16000)
+    assert np.array_equal(m.audio(16000), other) and m.frames(fps=2) is frames
+    assert m.audio(8000) is not low  # re-decoded from the file: the replaced audio has no 8 kHz version
+    with pytest.raises(MediaError):
+        open_media(media_dir / "mute.mp4").replace_audio(other, 16000)
+
+
 def test_audio_file(media_dir: Path) -> None:
     m = open_media(media_dir / "tone.wav")
     assert m.info.kind == "audio" and m.info.sample_rate == 16000

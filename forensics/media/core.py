@@ -364,6 +364,16 @@ class Media:
             self._cache[key] = self._decode_audio(sr)
         return self._cache[key]
 
+    def replace_audio(self, wav: np.ndarray, sr: int) -> None:
+        """From now on serve ``wav`` (mono, ``sr`` Hz) as this file's audio, with the same memoised frames and
+        faces: evaluation re-scores one video with shifted or dubbed sound without decoding it again.
+        Audio memoised at other rates is dropped; asking for another rate decodes the file's own audio."""
+        if not self.info.has_audio:
+            raise MediaError("file has no audio track")
+        for key in [k for k in self._cache if k[0] == "audio"]:
+            del self._cache[key]
+        self._cache[("audio", sr)] = np.asarray(wav, np.float32)
+
     def _decode_audio(self, sr: int) -> np.ndarray:
         import av
 
