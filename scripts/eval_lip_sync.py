@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 import forensics
-from forensics.media import open_media
+from forensics.media import Media, open_media
 from forensics.train.lip_sync_data import shift_wav
 from forensics.train.metrics import summarize
 
@@ -39,32 +40,60 @@ SHIFTS = (-0.5, -0.4, -0.3, 0.3, 0.4, 0.5)
 HYPERLIPS_REAL, HYPERLIPS_FAKE = "semchan__HyperLips__test__*", "semchan__HyperLips__result__*"
 
 
-def shift_test(det: Any, paths: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
+@dataclass
+class Clip:
+    """One video, opened once for every test (frames and faces memoised), and its own audio."""
+
+    media: Media
+    wav: np.ndarray
+
+    @classmethod
+    def open(cls, path: Path, sr: int) -> Clip:
+        media = open_media(path)
+        return cls(media, media.audio(sr))
+
+    @property
+    def name(self) -> str:
+        return self.media.path.name
+
+
+def _window_threshold(det: Any) -> float:
+    """The card's window threshold (older cards: the file threshold)."""
+    return float(det.calibration.get("window_threshold", det.threshold))
+
+
+def _detect_with(det: Any, clip: Clip, wav: np.ndarray, what: str) -> Any:
+    """``det.detect`` on the clip's frames with ``wav`` as its audio; ``None`` (reported) unless it scored."""
+    clip.media.replace_audio(wav, int(det.preprocessing["sample_rate"]))
+    res = det.detect(clip.media)
+    if res.status != "ok":
+        print(f"  {clip.name} {what}: {res.status} ({res.reason})")
+        return None
+    return res
+
+
+def shift_test(det: Any, clips: list[Clip]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every clip with its own audio and with the audio shifted by each of ``SHIFTS``, through ``det.detect``.
 
     Per speech window: is a shift detected (|offset| > 0.08 s), is the offset error <= 0.08 s, is the
     window flagged (score >= the card's window threshold, else its file threshold); and the window
     score that flags 5 % of these clips' own aligned windows, and the share of shifted windows above it.
     Also returns, per clip, the file score with its own audio and the compute per second of video of
-    that first (decoding) pass: ``{name: (score or None, seconds)}``.
+    that pass (the first on a fresh clip decodes its frames): ``{name: (score or None, seconds)}``.
     """
     sr = int(det.preprocessing["sample_rate"])
-    wthr = float(det.calibration.get("window_threshold", det.threshold))
+    wthr = _window_threshold(det)
     win: dict[str, list] = {"det": [], "err": [], "flag_shift": [], "flag0": [], "off0": [], "s_shift": [], "s0": []}
     files: dict[str, list] = {"score": [], "label": []}
     own_audio: dict[str, Any] = {}
-    for path in paths:
-        t0 = time.perf_counter()
-        media = open_media(path)
-        wav = media.audio(sr)
+    for clip in clips:
         for shift in (0.0, *SHIFTS):
-            media.replace_audio(shift_wav(wav, shift, sr), sr)  # same frames and faces, shifted audio
-            res = det.detect(media)
+            t0 = time.perf_counter()
+            res = _detect_with(det, clip, shift_wav(clip.wav, shift, sr), f"shift {shift:+.1f}")
             if shift == 0:
-                took = (time.perf_counter() - t0) / (media.info.duration or 1.0)
-                own_audio[path.name] = (res.score if res.status == "ok" else None, took)
-            if res.status != "ok":
-                print(f"  {path.name} shift {shift:+.1f}: {res.status} ({res.reason})")
+                took = (time.perf_counter() - t0) / (clip.media.info.duration or 1.0)
+                own_audio[clip.name] = (res.score if res else None, took)
+            if res is None:
                 continue
             offs = np.array([w["offset_s"] for w in res.evidence["windows"]])
             wscores = [s.score for s in res.segments]
@@ -80,10 +109,10 @@ def shift_test(det: Any, paths: list[Path]) -> tuple[dict[str, Any], dict[str, A
                 win["s_shift"] += wscores
             files["score"].append(res.score)
             files["label"].append(int(shift != 0))
-        print(f"  {path.name}: done", flush=True)
+        print(f"  {clip.name}: done", flush=True)
     thr5 = float(np.quantile(win["s0"], 0.95))
     summary = {
-        "clips": len(paths),
+        "clips": len(clips),
         "windows_shifted": len(win["det"]),
         "windows_aligned": len(win["flag0"]),
         "shift_detected_rate": float(np.mean(win["det"])),
@@ -99,32 +128,26 @@ def shift_test(det: Any, paths: list[Path]) -> tuple[dict[str, Any], dict[str, A
     return summary, own_audio
 
 
-def dub_test(det: Any, paths: list[Path]) -> dict[str, Any]:
+def dub_test(det: Any, clips: list[Clip]) -> dict[str, Any]:
     """Dubbing: each clip with the next clip's speech (another speaker; repeated to length) instead of its own.
 
     Windows flagged at the card's window threshold (dubbed, and own audio for comparison) and file scores
     of dubbed vs own audio.
     """
-    sr = int(det.preprocessing["sample_rate"])
-    wthr = float(det.calibration.get("window_threshold", det.threshold))
-    media = [open_media(p) for p in paths]
-    wavs = [m.audio(sr) for m in media]
+    wthr = _window_threshold(det)
     flags: dict[int, list] = {0: [], 1: []}
     files: dict[str, list] = {"score": [], "label": []}
-    for i, m in enumerate(media):
-        other = wavs[(i + 1) % len(wavs)]
-        dubbed = np.resize(other, len(wavs[i])).astype(np.float32)  # repeated or cut to this clip's length
-        for label, wav in ((0, wavs[i]), (1, dubbed)):
-            m.replace_audio(wav, sr)
-            res = det.detect(m)
-            if res.status != "ok":
-                print(f"  {paths[i].name} {'dubbed' if label else 'own audio'}: {res.status} ({res.reason})")
+    for i, clip in enumerate(clips):
+        dubbed = np.resize(clips[(i + 1) % len(clips)].wav, len(clip.wav))  # repeated or cut to this length
+        for label, wav in ((0, clip.wav), (1, dubbed)):
+            res = _detect_with(det, clip, wav, "dubbed" if label else "own audio")
+            if res is None:
                 continue
             flags[label] += [seg.score >= wthr for seg in res.segments]
             files["score"].append(res.score)
             files["label"].append(label)
     return {
-        "clips": len(paths),
+        "clips": len(clips),
         "windows_dubbed": len(flags[1]),
         "dubbed_windows_flagged_rate": float(np.mean(flags[1])),
         "own_audio_windows_flagged_rate": float(np.mean(flags[0])),
@@ -132,24 +155,21 @@ def dub_test(det: Any, paths: list[Path]) -> dict[str, Any]:
     }
 
 
-def splice_test(det: Any, paths: list[Path], shift: float = 0.4) -> dict[str, Any]:
+def splice_test(det: Any, clips: list[Clip], shift: float = 0.4) -> dict[str, Any]:
     """Localisation: each clip's audio delayed by ``shift`` s from its midpoint on (a re-dubbed second half).
 
     Windows wholly more than 1 s before / after the splice flagged at the card's window threshold, and
     how far the first desync span reaching past the splice starts from it (seconds, negative = early).
     """
     sr = int(det.preprocessing["sample_rate"])
-    wthr = float(det.calibration.get("window_threshold", det.threshold))
+    wthr = _window_threshold(det)
     flags: dict[str, list] = {"before": [], "after": []}
     onsets = []
-    for path in paths:
-        media = open_media(path)
-        wav = media.audio(sr)
-        half = len(wav) // 2
-        media.replace_audio(np.concatenate([wav[:half], shift_wav(wav, shift, sr)[half:]]), sr)
-        res = det.detect(media)
-        if res.status != "ok":
-            print(f"  {path.name} spliced: {res.status} ({res.reason})")
+    for clip in clips:
+        half = len(clip.wav) // 2
+        spliced = np.concatenate([clip.wav[:half], shift_wav(clip.wav, shift, sr)[half:]])
+        res = _detect_with(det, clip, spliced, "spliced")
+        if res is None:
             continue
         t = half / sr
         flags["before"] += [seg.score >= wthr for seg in res.segments if seg.end <= t - 1.0]
@@ -158,7 +178,7 @@ def splice_test(det: Any, paths: list[Path], shift: float = 0.4) -> dict[str, An
         if late:
             onsets.append(min(late) - t)
     return {
-        "clips": len(paths),
+        "clips": len(clips),
         "shift_s": shift,
         "windows_before": len(flags["before"]),
         "windows_after": len(flags["after"]),
@@ -181,14 +201,15 @@ def main() -> None:
     det = forensics.create_detector("lip_sync", args.weights)
     print(f"weights {det.weights_id}; threshold {det.threshold:.4f}; aggregation {det.aggregation_name}")
 
+    sr = int(det.preprocessing["sample_rate"])
     held_out = [
-        next((args.data / "real_video").glob(f"{name.removeprefix('real__')}.*"))
+        Clip.open(next((args.data / "real_video").glob(f"{name.removeprefix('real__')}.*")), sr)
         for name in det.card["training_data"]["validation"]
-    ]
+    ]  # each clip is decoded once: the shift test first (it times that pass), then dubbing and splicing
     shifted, _ = shift_test(det, held_out)
     print("held-out clips, audio shifted by +-0.3..0.5 s:", json.dumps(shifted, indent=1))
-    hyper_real = sorted((args.data / "real_video").glob(HYPERLIPS_REAL))
-    hyper_fake = sorted((args.data / "fake_video").glob(HYPERLIPS_FAKE))
+    hyper_real = [Clip.open(p, sr) for p in sorted((args.data / "real_video").glob(HYPERLIPS_REAL))]
+    hyper_fake = [Clip.open(p, sr) for p in sorted((args.data / "fake_video").glob(HYPERLIPS_FAKE))]
     hyper_shifted, own_audio = shift_test(det, hyper_real + hyper_fake)
     print("HyperLips clips (2 real inputs + 5 fakes in sync by construction), audio shifted by +-0.3..0.5 s:")
     print(json.dumps(hyper_shifted, indent=1))
@@ -200,10 +221,10 @@ def main() -> None:
     print("held-out clips and HyperLips inputs, audio delayed 0.4 s from the midpoint:", json.dumps(spliced, indent=1))
 
     labels, scores = [], []  # HyperLips fakes vs their inputs, each with its own audio
-    for label, paths in ((0, hyper_real), (1, hyper_fake)):
-        for path in paths:
-            score = own_audio[path.name][0]
-            print(f"  {path.name}: score={score}")
+    for label, group in ((0, hyper_real), (1, hyper_fake)):
+        for clip in group:
+            score = own_audio[clip.name][0]
+            print(f"  {clip.name}: score={score}")
             if score is not None:
                 labels.append(label)
                 scores.append(score)
