@@ -32,11 +32,10 @@ import torch
 
 import forensics
 from forensics.media import Media, open_media
-from forensics.train.lip_sync_data import shift_wav
+from forensics.train.lip_sync_data import SHIFTS, shift_wav
 from forensics.train.metrics import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIFTS = (-0.5, -0.4, -0.3, 0.3, 0.4, 0.5)
 HYPERLIPS_REAL, HYPERLIPS_FAKE = "semchan__HyperLips__test__*", "semchan__HyperLips__result__*"
 
 

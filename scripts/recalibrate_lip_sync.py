@@ -38,11 +38,10 @@ from forensics.detectors.base import aggregate, calibrate
 from forensics.media import open_media
 from forensics.nn.lip_sync import LOGIT_RULES
 from forensics.train.calibration import calibration_record, fit_temperature, threshold_at_fpr
-from forensics.train.lip_sync_data import shift_wav
+from forensics.train.lip_sync_data import SHIFTS, shift_wav
 from forensics.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIFTS = (-0.5, -0.4, -0.3, 0.3, 0.4, 0.5)
 WINDOW_FPR = 0.05  # issue 5: at most 5 % of aligned speech windows flagged
 
 

@@ -30,7 +30,15 @@ from forensics.media import open_media
 from forensics.media.faces import MTCNNDetector
 from forensics.nn.lip_sync import LipSyncNet
 from forensics.train.calibration import calibration_record, fit_temperature
-from forensics.train.lip_sync_data import SyncClip, make_clip, sample_batch, shift_clip, speech_windows, sync_loss
+from forensics.train.lip_sync_data import (
+    SHIFTS,
+    SyncClip,
+    make_clip,
+    sample_batch,
+    shift_clip,
+    speech_windows,
+    sync_loss,
+)
 from forensics.train.metrics import summarize
 from forensics.weights import save_weights
 
@@ -50,7 +58,6 @@ ARCH = {
 # Held out by speaker / source video: LRS2 speakers, two VoxCeleb2 identities, one GRID speaker, one portrait clip.
 VAL = ("00016", "00019", "00022", "00024", "Input__00098", "741400163", "id2_vcd_swwp2s", "driving__d11")
 EVAL_ONLY = ("semchan__HyperLips",)
-SHIFTS = (-0.5, -0.4, -0.3, 0.3, 0.4, 0.5)
 AGGREGATION = "mean"
 
 

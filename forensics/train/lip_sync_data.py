@@ -25,6 +25,9 @@ from forensics.detectors.lip_sync import (
     window_starts,
 )
 
+# Audio shifts (seconds) of the held-out shift test: training selection, calibration and evaluation alike.
+SHIFTS = (-0.5, -0.4, -0.3, 0.3, 0.4, 0.5)
+
 
 @dataclass
 class SyncClip:
