@@ -554,10 +554,18 @@ def _run_ray(
     worker_cls = _ray_worker_class()
     n = iso.workers if address is None else max(1, int(ray.cluster_resources().get("CPU", iso.workers)))
 
+    def wait_ready(new: list[Any]) -> None:
+        """Until the actors have started and loaded their detectors; an actor that cannot start (no free CPU
+        on the cluster, a failing import) ends the scan with an error instead of waiting for ever."""
+        try:
+            ray.get([a.ready.remote() for a in new], timeout=iso.timeout_s)
+        except ray.exceptions.GetTimeoutError as exc:
+            raise ForensicsError(f"Ray workers did not start within {iso.timeout_s:g} s") from exc
+
     def start() -> Any:
         """A new actor, once it is up: a file's time limit must not include an actor's start-up."""
         actor = worker_cls.remote(dets, limits)
-        ray.get(actor.ready.remote())
+        wait_ready([actor])
         return actor
 
     actors: list[Any] = []
@@ -569,7 +577,7 @@ def _run_ray(
 
     try:
         actors = [worker_cls.remote(dets, limits) for _ in range(n)]
-        ray.get([a.ready.remote() for a in actors])  # start in parallel, then time files
+        wait_ready(actors)  # start in parallel, then time files
         for i in range(n):
             if queue:
                 submit(i)

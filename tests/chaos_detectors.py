@@ -1,4 +1,4 @@
-"""Test-only detectors that misbehave on purpose: crash, hang, exhaust memory, or are just slow."""
+"""Test-only detectors that misbehave on purpose: crash, hang, exhaust memory, are just slow, or never start."""
 
 from __future__ import annotations
 
@@ -30,3 +30,11 @@ class ChaosDetector(TinyDetector):
         if "slow" in name:
             time.sleep(0.4)
         return super().units(media)
+
+
+class NeverReadyDetector(TinyDetector):
+    """The tiny detector whose warm-up (run when a worker starts) never ends."""
+
+    def warm_up(self) -> NeverReadyDetector:
+        time.sleep(600)
+        return self

@@ -32,3 +32,23 @@ def test_ray_engine_matches_local(weights_home: Path, media_dir: Path, tmp_path:
     assert len(list(read_records(out))) == len(local)
     # resume rules are the engine's caller's: a second run scores nothing
     assert list(forensics.scan(media_dir, detectors=[det], engine="ray", output=out)) == []
+
+
+def test_ray_workers_that_never_start_end_the_scan_with_an_error(weights_home: Path, media_dir: Path) -> None:
+    """A worker stuck in start-up (here: a warm-up that never returns) must not stall a scan for ever."""
+    import time
+
+    from chaos_detectors import NeverReadyDetector
+
+    from forensics.errors import ForensicsError
+
+    register("tiny_test", NeverReadyDetector)
+    try:
+        make_tiny_weights(user_weights_dir())
+        det = forensics.create_detector("tiny_test")
+        t0 = time.monotonic()
+        with pytest.raises(ForensicsError, match="did not start within 3 s"):
+            list(forensics.scan(media_dir, detectors=[det], engine="ray", isolation=Isolation(workers=1, timeout_s=3)))
+        assert time.monotonic() - t0 < 120
+    finally:
+        register("tiny_test", TinyDetector)
