@@ -158,6 +158,63 @@ def test_smoothing_averages_neighbouring_windows_of_one_track() -> None:
     assert np.allclose(smooth_windows(units, curves, 3)[:, 1], -smooth_windows(units, logits, 3))
 
 
+def _peaked(offset: int, k: int = 31, height: float = 0.6) -> np.ndarray:
+    """A sync curve over ``k`` offsets (centre = 0) peaking at ``offset`` frames."""
+    c = np.zeros(k)
+    c[k // 2 + offset] = height
+    return c
+
+
+def test_offset_posterior_follows_a_splice_and_outvotes_a_stray_window() -> None:
+    from forensics.detectors.lip_sync import offset_posterior, posterior_logits
+
+    # 6 windows in sync, then 6 windows 10 frames late; window 2 alone peaks at +8 (noise)
+    curves = np.stack([_peaked(0)] * 6 + [_peaked(10)] * 6)
+    curves[2] = _peaked(8, height=0.3) + _peaked(0, height=0.2)
+    post = offset_posterior(curves, beta=7.0, switch=0.5)
+    assert post.shape == curves.shape and np.allclose(post.sum(1), 1.0)
+    best = post.argmax(1) - 15
+    assert list(best) == [0] * 6 + [10] * 6  # the stray window follows its neighbours, the splice is kept
+    lg = posterior_logits(post)
+    assert (lg[:6] < 0).all() and (lg[6:] > 0).all()
+    alone = offset_posterior(curves, beta=7.0, switch=1.0)  # switch 1: every window on its own
+    assert alone.argmax(1)[2] - 15 == 8
+    assert np.allclose(alone, np.exp(7 * curves) / np.exp(7 * curves).sum(1, keepdims=True))
+
+
+def test_offset_posterior_without_evidence_is_uniform_and_rejects_bad_parameters() -> None:
+    from forensics.detectors.lip_sync import offset_posterior
+
+    assert np.allclose(offset_posterior(np.zeros((4, 31)), beta=7.0, switch=0.5), 1 / 31)
+    assert np.allclose(offset_posterior(np.stack([_peaked(3)] * 3), beta=0.0, switch=0.2), 1 / 31)
+    for beta, switch in ((-1.0, 0.5), (7.0, 1.5), (7.0, -0.1)):
+        with pytest.raises(ValueError):
+            offset_posterior(np.zeros((2, 31)), beta=beta, switch=switch)
+
+
+def test_offset_hmm_card_reads_each_track_apart_in_time_order(
+    detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an ``offset_hmm`` card each track's windows form one chain, in time order, whatever the unit order;
+    another track does not change them; the evidence reports the most probable offset and its probability."""
+    from forensics.detectors.base import Unit
+
+    det = detector
+    prep = dict(det.preprocessing, smoothing="offset_hmm", hmm_beta=7.0, hmm_switch=0.5)
+    monkeypatch.setitem(det.card, "preprocessing", prep)
+    spec = [(2.0, 0, 10), (0.0, 0, 0), (1.0, 0, 0), (3.0, 0, 10), (0.0, 1, -5), (0.5, 0, 0), (1.5, 0, 10)]
+    units = [Unit(np.zeros(1), s, s + 1, track=t, extra={"curve": _peaked(o), "corr_zero": 0.0, "corr_best_lag": 0})
+             for s, t, o in spec]  # fmt: skip
+    logits = det.context_logits(units, np.zeros(len(units)))
+    ev = det.evidence(type("M", (), {"info": type("I", (), {"duration": 4.0})})(), units, logits)
+    offsets = [w["offset_s"] for w in ev["windows"]]
+    assert offsets == [0.4, 0.0, 0.0, 0.4, -0.2, 0.0, 0.4]
+    assert all(0.5 < w["offset_probability"] <= 1 for w in ev["windows"])
+    assert (logits[[0, 3, 4, 6]] > 0).all() and (logits[[1, 2, 5]] < 0).all()
+    alone = det.context_logits(units[:4] + units[5:], np.zeros(len(units) - 1))
+    assert np.allclose(alone, np.delete(logits, 4))  # track 1 does not touch track 0
+
+
 def test_window_starts_cover_the_run() -> None:
     assert window_starts(20, PREP) == []
     assert window_starts(25, PREP) == [0]

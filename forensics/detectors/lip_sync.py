@@ -9,9 +9,14 @@ splits it; a ``LipSyncEnsemble`` averages several networks' curves). The sync cu
 audio shift) gives the logit by the card's ``logit_rule`` (higher = out of sync), the estimated offset
 (its argmax; positive = the audio lags the video) and the confidence (max minus median); windows over
 the card's window threshold (``calibration.window_threshold``, chosen at a stated share of aligned
-windows; the file threshold on older cards) are merged into ``desync_spans`` per track. Curves (or,
-on older cards, logits) are averaged over ``smooth_windows`` neighbouring windows of a track (a 1 s
-window alone is noisy; spans blur by about a second).
+windows; the file threshold on older cards) are merged into ``desync_spans`` per track.
+
+A 1 s window alone is noisy, so each is read in the context of its track, as the card's ``smoothing``
+says. ``offset_hmm``: a hidden Markov chain over the audio offset, which stays from window to window
+or jumps (a splice, a dub), gives each window the posterior over offsets given all windows of the
+track (:func:`offset_posterior`); the logit is how much more probable an offset beyond 0.08 s is than
+one within it, the offset is the most probable one. Older cards average the curves (``curves``) or
+the logits (``logits``) of ``smooth_windows`` neighbouring windows (spans blur by about a second).
 
 A training-free cue rides along in the evidence: the correlation between mouth opening
 (darkness of the lip gap in the crop) and the speech envelope, at zero lag and at its best lag.
@@ -167,6 +172,14 @@ def _crop_while_tracking(stream: Any, prep: dict[str, Any], n: int, per: dict[in
         settle(tracker, final=True)
 
 
+def track_order(units: list[Any]) -> list[list[int]]:
+    """Indices of ``units`` per face track (tracks by id), each list in time order."""
+    return [
+        sorted((i for i, u in enumerate(units) if u.track == tid), key=lambda i: units[i].start)
+        for tid in sorted({u.track for u in units})
+    ]
+
+
 def smooth_windows(units: list[Any], values: np.ndarray, k: int) -> np.ndarray:
     """Each window's value (logit or sync curve) averaged with its neighbours on the same track:
     ``k`` windows centred on it (fewer at a track's ends). ``k = 1`` leaves values unchanged."""
@@ -175,11 +188,47 @@ def smooth_windows(units: list[Any], values: np.ndarray, k: int) -> np.ndarray:
         return values
     out = np.empty_like(values)
     h = k // 2
-    for tid in {u.track for u in units}:
-        idx = sorted((i for i, u in enumerate(units) if u.track == tid), key=lambda i: units[i].start)
+    for idx in track_order(units):
         vals = values[idx]
         out[idx] = [vals[max(0, j - h) : j + h + 1].mean(0) for j in range(len(idx))]
     return out
+
+
+def offset_posterior(curves: np.ndarray, *, beta: float, switch: float) -> np.ndarray:
+    """Posterior over audio offsets for each window of one track, given all of its windows (in time order).
+
+    A hidden Markov chain over the offsets of the curves' columns: from one window to the next the offset
+    stays, or with probability ``switch`` is redrawn uniformly (a splice, a dub, a drifting resample). A
+    window's sync curve scores each offset with log-likelihood ``beta * similarity``. Forward-backward,
+    normalised at every step; ``switch = 1`` makes windows independent. Returns ``N x K``, rows sum to 1.
+    """
+    if beta < 0 or not 0.0 <= switch <= 1.0:
+        raise ValueError(f"offset_posterior needs beta >= 0 and 0 <= switch <= 1, not {beta}, {switch}")
+    ll = beta * np.asarray(curves, np.float64)
+    lik = np.exp(ll - ll.max(axis=1, keepdims=True))
+    n, k = lik.shape
+    fwd, bwd = np.empty_like(lik), np.ones_like(lik)
+    prior = np.full(k, 1.0 / k)
+    for t in range(n):
+        a = lik[t] * prior
+        fwd[t] = a / a.sum()
+        prior = (1.0 - switch) * fwd[t] + switch / k
+    for t in range(n - 2, -1, -1):
+        b = lik[t + 1] * bwd[t + 1]
+        b = (1.0 - switch) * b + switch * b.sum() / k
+        bwd[t] = b / b.sum()
+    post = fwd * bwd
+    return post / post.sum(axis=1, keepdims=True)
+
+
+def posterior_logits(post: np.ndarray) -> np.ndarray:
+    """``log P(|offset| > NEAR_FRAMES) - log P(|offset| <= NEAR_FRAMES)`` per row of an ``N x K`` posterior."""
+    from forensics.nn.lip_sync import NEAR_FRAMES
+
+    m = post.shape[1] // 2
+    near = post[:, m - NEAR_FRAMES : m + NEAR_FRAMES + 1].sum(1)
+    far = np.clip(1.0 - near, 1e-12, 1.0)
+    return np.log(far) - np.log(np.clip(near, 1e-12, 1.0))
 
 
 def log_mel(wav: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
@@ -388,28 +437,44 @@ class LipSyncDetector(Detector):
             return self.model.logit_from_curve(torch.from_numpy(curves)).float().numpy()
 
     def context_logits(self, units: list[Unit], logits: np.ndarray) -> np.ndarray:
-        """Each window's logit in the context of ``smooth_windows`` neighbouring windows of its track.
+        """Each window's logit in the context of its track; the card's ``smoothing`` says how.
 
-        Each window's averaged sync curve stays on its unit (``extra["context_curve"]``: the evidence's
-        offsets come from it). The card's ``smoothing`` says how the logit follows: ``"curves"`` reads it
-        from that averaged curve, ``"logits"`` (older cards) averages the windows' own logits.
+        Every window keeps its ``smooth_windows``-averaged sync curve (``extra["context_curve"]``, the
+        evidence's confidence). ``"offset_hmm"``: the logit is log P(offset beyond ``NEAR_FRAMES``) minus
+        log P(within it) under :func:`offset_posterior` over all the track's windows (card ``hmm_beta``,
+        ``hmm_switch``), and the posterior stays on the unit (``extra["posterior"]``: the evidence's
+        offsets). ``"curves"``: the logit is read from the averaged curve. ``"logits"`` (older cards):
+        the windows' own logits are averaged.
         """
         import torch
 
-        k = int(self.preprocessing.get("smooth_windows", 1))
-        curves = smooth_windows(units, np.stack([u.extra["curve"] for u in units]), k).astype(np.float32)
+        prep = self.preprocessing
+        raw = np.stack([u.extra["curve"] for u in units])
+        curves = smooth_windows(units, raw, int(prep.get("smooth_windows", 1))).astype(np.float32)
         for u, c in zip(units, curves, strict=True):
             u.extra["context_curve"] = c
-        if self.preprocessing.get("smoothing", "logits") != "curves":
-            return smooth_windows(units, logits, k).astype(np.float32)
+        smoothing = prep.get("smoothing", "logits")
+        if smoothing == "offset_hmm":
+            post = np.empty(raw.shape, np.float64)
+            for idx in track_order(units):
+                post[idx] = offset_posterior(raw[idx], beta=float(prep["hmm_beta"]), switch=float(prep["hmm_switch"]))
+            for u, q in zip(units, post, strict=True):
+                u.extra["posterior"] = q
+            return posterior_logits(post).astype(np.float32)
+        if smoothing != "curves":
+            return smooth_windows(units, logits, int(prep.get("smooth_windows", 1))).astype(np.float32)
         with torch.inference_mode():
             return self.model.logit_from_curve(torch.from_numpy(curves)).float().numpy()
 
     def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
+        from forensics.nn.lip_sync import NEAR_FRAMES
+
         fps = float(self.preprocessing["fps"])
         curves = np.stack([u.extra["context_curve"] for u in units])
         m = curves.shape[1] // 2
-        offsets = (curves.argmax(1) - m) / fps
+        post = np.stack([u.extra["posterior"] for u in units]) if "posterior" in units[0].extra else None
+        best = (post if post is not None else curves).argmax(1)
+        offsets = (best - m) / fps
         conf = curves.max(1) - np.median(curves, axis=1)
         windows = [
             {
@@ -420,6 +485,9 @@ class LipSyncDetector(Detector):
             }
             for u, o, c in zip(units, offsets, conf, strict=True)
         ]  # fmt: skip
+        if post is not None:  # how sure each offset is: posterior mass within NEAR_FRAMES of it
+            for w, q, b in zip(windows, post, best, strict=True):
+                w["offset_probability"] = round(float(q[max(0, b - NEAR_FRAMES) : b + NEAR_FRAMES + 1].sum()), 4)
         tracks = []
         for tid in sorted({u.track for u in units}):
             sel = np.array([u.track == tid for u in units])

@@ -8,11 +8,11 @@ the audio shifted by ``d`` frames, averaged over the frames where that shifted a
 is computed for every ``d`` in ``[-max_offset, max_offset]``. Higher logits mean less in sync
 (more fake); ``logit_rule`` picks how a curve becomes one:
 
-- ``"median_gap"``: ``logit_scale * (median(sims[|d| >= 3]) - sims[0])``, how far the zero-offset
+- ``"median_gap"``: ``logit_scale * (median(sims[|d| > NEAR_FRAMES]) - sims[0])``, how far the zero-offset
   similarity falls below that of a typical clearly shifted audio;
-- ``"far_near_gap"``: ``logit_scale * (max(sims[|d| >= 3]) - max(sims[|d| <= 2]))``, how much better
-  the best clearly shifted audio fits than the best near-aligned one (within 2 frames, 0.08 s at
-  25 fps): a direct test of "the best offset lies outside the tolerance".
+- ``"far_near_gap"``: ``logit_scale * (max(sims[|d| > NEAR_FRAMES]) - max(sims[|d| <= NEAR_FRAMES]))``,
+  how much better the best clearly shifted audio fits than the best near-aligned one (within
+  ``NEAR_FRAMES`` = 2 frames, 0.08 s at 25 fps): a direct test of "the best offset lies outside the tolerance".
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def _tconv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
 
 
 LOGIT_RULES = ("median_gap", "far_near_gap")
+NEAR_FRAMES = 2  # offsets within this many frames of zero count as in sync (0.08 s at 25 fps)
 
 
 class LipSyncNet(nn.Module):
@@ -123,10 +124,10 @@ class LipSyncNet(nn.Module):
 
     def logit_from_curve(self, curve: torch.Tensor) -> torch.Tensor:
         """One logit per curve by ``logit_rule`` (module docstring); higher = less in sync."""
-        m = self.max_offset
-        shifted = torch.cat([curve[:, : m - 2], curve[:, m + 3 :]], dim=1)  # |d| >= 3
+        m, n = self.max_offset, NEAR_FRAMES
+        shifted = torch.cat([curve[:, : m - n], curve[:, m + n + 1 :]], dim=1)  # |d| > NEAR_FRAMES
         if self.logit_rule == "far_near_gap":
-            return self.logit_scale * (shifted.max(dim=1).values - curve[:, m - 2 : m + 3].max(dim=1).values)
+            return self.logit_scale * (shifted.max(dim=1).values - curve[:, m - n : m + n + 1].max(dim=1).values)
         return self.logit_scale * (shifted.median(dim=1).values - curve[:, m])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
