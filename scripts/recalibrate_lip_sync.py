@@ -1,7 +1,9 @@
 """Re-derive lip_sync weights from trained ones: the same network tensors and preprocessing, with each
-window's sync curve (``--smoothing curves``) or logit (``logits``) averaged over ``--smooth``
-neighbouring windows of its track, the window logit read from the curve by ``--logit-rule`` (see
-``forensics.nn.lip_sync``), and the calibration refit on those logits through the full detector pipeline.
+window read in the context of its track — the offset chain over all its windows (``--smoothing offset_hmm``
+with ``--hmm-beta`` / ``--hmm-switch``, see ``forensics.detectors.lip_sync.offset_posterior``), or its sync
+curve (``curves``) or logit (``logits``) averaged over ``--smooth`` neighbouring windows — the window logit
+read from a curve by ``--logit-rule`` (see ``forensics.nn.lip_sync``), and the calibration refit on those
+logits through the full detector pipeline.
 
     python scripts/train_lip_sync.py --minutes 34 --stretch 0.15 --dropout 0.3   # writes models/lip_sync.sync_v4
     python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v4 --smoothing logits --logit-rule median_gap \\
@@ -12,11 +14,13 @@ neighbouring windows of its track, the window logit read from the curve by ``--l
     for s in 1 2 3 4; do python scripts/train_lip_sync.py --minutes 12 --stretch 0.15 --dropout 0.3 \\
         --seed $s --tag sync_s$s; done                                             # four more networks
     python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v4 --source lip_sync.sync_s1 \\
-        --source lip_sync.sync_s2 --source lip_sync.sync_s3 --source lip_sync.sync_s4 --tag sync_v7   # shipped
+        --source lip_sync.sync_s2 --source lip_sync.sync_s3 --source lip_sync.sync_s4 --tag sync_v7
+    python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v7 --smoothing offset_hmm --hmm-beta 7 \\
+        --hmm-switch 0.5 --tag sync_v8                                              # shipped
 
 A source is any weights with a trained network (sync_v4, v5 and v6 share one; they are in the repository's
 history: ``git show 44f8d76:models/lip_sync.sync_v4.safetensors > v4.safetensors``, ``2870ed4:...sync_v5``,
-``642df8f:...sync_v6``).
+``642df8f:...sync_v6``, ``2afb6ab:...sync_v7``).
 
 Calibration data: the held-out real clips listed in the card (never trained on), with their own
 audio (negatives) and with the audio shifted by +-0.3/0.4/0.5 s (positives); temperature/bias by
@@ -43,12 +47,13 @@ from forensics.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW_FPR = 0.05  # issue 5: at most 5 % of aligned speech windows flagged
+CONTEXT_KEYS = ("smooth_windows", "smoothing", "hmm_beta", "hmm_switch")  # set here, never inherited
 
 
 def _trained_setup(card: dict) -> tuple[dict, dict]:
-    """Architecture args and preprocessing without what this script sets (rule, smoothing)."""
+    """Architecture args and preprocessing without what this script sets (rule, window context)."""
     args = {k: v for k, v in card["architecture"]["args"].items() if k != "logit_rule"}
-    prep = {k: v for k, v in card["preprocessing"].items() if k not in ("smooth_windows", "smoothing")}
+    prep = {k: v for k, v in card["preprocessing"].items() if k not in CONTEXT_KEYS}
     return args, prep
 
 
@@ -86,15 +91,24 @@ def main() -> None:
     )
     ap.add_argument("--smooth", type=int, default=5)
     ap.add_argument(
-        "--smoothing", choices=("curves", "logits"), default="curves", help="average the windows' curves or logits"
+        "--smoothing",
+        choices=("offset_hmm", "curves", "logits"),
+        default="offset_hmm",
+        help="window context: the offset chain over the track, or averaged curves or logits",
     )
+    ap.add_argument("--hmm-beta", type=float, default=7.0, help="offset_hmm: log-likelihood per unit of similarity")
+    ap.add_argument("--hmm-switch", type=float, default=0.5, help="offset_hmm: chance the offset jumps between windows")
     ap.add_argument("--logit-rule", choices=LOGIT_RULES, default="far_near_gap")
     ap.add_argument("--tag", required=True, help="the new weights' tag (lip_sync.<tag> in models/)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     sources = [forensics.create_detector("lip_sync", w) for w in (args.source or [None])]
     tensors, card = combine(sources, args.tag)
-    card["preprocessing"] = dict(card["preprocessing"], smooth_windows=args.smooth, smoothing=args.smoothing)
+    prep = {k: v for k, v in card["preprocessing"].items() if k not in CONTEXT_KEYS}
+    prep |= {"smooth_windows": args.smooth, "smoothing": args.smoothing}
+    if args.smoothing == "offset_hmm":
+        prep |= {"hmm_beta": args.hmm_beta, "hmm_switch": args.hmm_switch}
+    card["preprocessing"] = prep
     arch = card["architecture"]
     card["architecture"] = dict(arch, args=dict(arch["args"], logit_rule=args.logit_rule))
     work = Path(save_weights(tensors, card, Path("/tmp/lip_sync_recal")))
@@ -117,10 +131,14 @@ def main() -> None:
     t, b = fit_temperature(lg, lab)
     agg = det.aggregation_name
     real = np.array([aggregate(agg, calibrate(x, {"temperature": t, "bias": b}), [0] * len(x)) for x in real_files])
+    context = (
+        f"the offset chain over each track's windows (beta {args.hmm_beta:g}, switch {args.hmm_switch:g})"
+        if args.smoothing == "offset_hmm"
+        else f"{args.logit_rule}, {args.smoothing} averaged over {args.smooth} windows"
+    )
     note = (
-        f"temperature/bias on held-out window logits ({args.logit_rule}, {args.smoothing} averaged over {args.smooth}"
-        " windows; aligned vs audio shifted 0.3-0.5 s, full detector pipeline); threshold at 1% FPR on the aligned"
-        " clips' file scores"
+        f"temperature/bias on held-out window logits ({context}; aligned vs audio shifted 0.3-0.5 s, full detector"
+        " pipeline); threshold at 1% FPR on the aligned clips' file scores"
     )
     card["calibration"] = calibration_record(lg, lab, real, aggregation=agg, note=note)
     aligned = calibrate(lg[lab == 0], card["calibration"])
@@ -131,8 +149,8 @@ def main() -> None:
     names = " + ".join(src.card["name"] for src in sources)
     card["lineage"] = (
         f"{names} ({'their curves averaged; ' if len(sources) > 1 else ''}same tensors and preprocessing; see"
-        f" {'their cards' if len(sources) > 1 else 'its card'}) with window {args.smoothing} averaged over"
-        f" {args.smooth} windows, window logit rule {args.logit_rule} and this calibration; made by"
+        f" {'their cards' if len(sources) > 1 else 'its card'}) with window logits from {context}"
+        f" (curve rule {args.logit_rule}) and this calibration; made by"
         f" scripts/recalibrate_lip_sync.py. {sources[0].card.get('lineage', '')}"
     )
     card["metrics"] = {k: v for k, v in card["metrics"].items() if k != "full_pipeline"}
