@@ -11,9 +11,13 @@
    speaker) instead of its own: windows flagged, and file scores against their own audio.
 4. Localisation: the same clips with their audio delayed 0.4 s from the midpoint on: windows flagged
    before and after the splice, and where the desync span starts.
-5. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
+5. Drift: the same clips with their audio falling behind 0.05 s per second: windows flagged once 0.2 s
+   behind and while still within 0.08 s, and offsets against the delay plus the recording's own offset.
+6. Bursts: 2 s / 4 s around the midpoint delayed 0.4 s or replaced by another speaker's speech: windows
+   flagged inside, and more than 1 s away (the price of reading windows in context).
+7. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
 
-    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v7] [--write-card]
+    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v8] [--write-card]
 
 ``--write-card`` records these numbers in the shipped card (metrics.full_pipeline) and re-saves it.
 """
@@ -74,27 +78,33 @@ def _detect_with(det: Any, clip: Clip, wav: np.ndarray, what: str) -> Any:
 def shift_test(det: Any, clips: list[Clip]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every clip with its own audio and with the audio shifted by each of ``SHIFTS``, through ``det.detect``.
 
-    Per speech window: is a shift detected (|offset| > 0.08 s), is the offset error <= 0.08 s, is the
+    Per speech window: is a shift detected (|offset| > 0.08 s), is the offset error <= 0.08 s (against the
+    shift, and against the shift plus the recording's own offset: its median with its own audio), is the
     window flagged (score >= the card's window threshold, else its file threshold); and the window
     score that flags 5 % of these clips' own aligned windows, and the share of shifted windows above it.
-    Also returns, per clip, the file score with its own audio and the compute per second of video of
-    that pass (the first on a fresh clip decodes its frames): ``{name: (score or None, seconds)}``.
+    Also returns, per clip, the file score with its own audio, the compute per second of video of that
+    pass (the first on a fresh clip decodes its frames) and the recording's own offset (median window
+    offset with its own audio): ``{name: (score or None, seconds, offset or None)}``.
     """
     sr = int(det.preprocessing["sample_rate"])
     wthr = _window_threshold(det)
-    win: dict[str, list] = {"det": [], "err": [], "flag_shift": [], "flag0": [], "off0": [], "s_shift": [], "s0": []}
+    win: dict[str, list] = {
+        "det": [], "err": [], "err_own": [], "flag_shift": [], "flag0": [], "off0": [], "s_shift": [], "s0": []
+    }  # fmt: skip
     files: dict[str, list] = {"score": [], "label": []}
     own_audio: dict[str, Any] = {}
     for clip in clips:
+        own = None  # the recording's own offset, from the first pass (own audio)
         for shift in (0.0, *SHIFTS):
             t0 = time.perf_counter()
             res = _detect_with(det, clip, shift_wav(clip.wav, shift, sr), f"shift {shift:+.1f}")
+            offs = np.array([w["offset_s"] for w in res.evidence["windows"]]) if res else None
             if shift == 0:
                 took = (time.perf_counter() - t0) / (clip.media.info.duration or 1.0)
-                own_audio[clip.name] = (res.score if res else None, took)
+                own = float(np.median(offs)) if res else None
+                own_audio[clip.name] = (res.score if res else None, took, own)
             if res is None:
                 continue
-            offs = np.array([w["offset_s"] for w in res.evidence["windows"]])
             wscores = [s.score for s in res.segments]
             flags = np.array([s >= wthr for s in wscores])
             if shift == 0:
@@ -104,6 +114,8 @@ def shift_test(det: Any, clips: list[Clip]) -> tuple[dict[str, Any], dict[str, A
             else:
                 win["det"] += list(np.abs(offs) > 0.08)
                 win["err"] += list(np.abs(offs - shift) <= 0.08 + 1e-9)
+                if own is not None:
+                    win["err_own"] += list(np.abs(offs - shift - own) <= 0.08 + 1e-9)
                 win["flag_shift"] += list(flags)
                 win["s_shift"] += wscores
             files["score"].append(res.score)
@@ -116,6 +128,7 @@ def shift_test(det: Any, clips: list[Clip]) -> tuple[dict[str, Any], dict[str, A
         "windows_aligned": len(win["flag0"]),
         "shift_detected_rate": float(np.mean(win["det"])),
         "offset_error_le_0.08s_rate": float(np.mean(win["err"])),
+        "offset_error_vs_shift_plus_own_offset_le_0.08s_rate": float(np.mean(win["err_own"])),
         "window_threshold": wthr,
         "shifted_windows_flagged_rate": float(np.mean(win["flag_shift"])),
         "aligned_windows_flagged_rate": float(np.mean(win["flag0"])),
@@ -189,6 +202,69 @@ def splice_test(det: Any, clips: list[Clip], shift: float = 0.4) -> dict[str, An
     }
 
 
+def drift_test(det: Any, clips: list[Clip], own: dict[str, Any], rate: float = 0.05) -> dict[str, Any]:
+    """Drift: the audio falls behind the video by ``rate`` s per second (a wrong resampling), reaching 0.5 s
+    after 10 s. Windows whose delay at their centre is >= 0.2 s / <= 0.08 s flagged at the card's window
+    threshold, and offsets within 0.08 s of the delay plus the recording's own offset (``own``, from the
+    shift test's own-audio pass; clips without one are left out of that measure)."""
+    flags: dict[str, list] = {"behind": [], "near": []}
+    err = []
+    wthr = _window_threshold(det)
+    for clip in clips:
+        n = len(clip.wav)
+        drifted = np.interp(np.arange(n) * (1.0 - rate), np.arange(n), clip.wav).astype(np.float32)
+        res = _detect_with(det, clip, drifted, f"drift {rate} s/s")
+        if res is None:
+            continue
+        for seg, w in zip(res.segments, res.evidence["windows"], strict=True):
+            delay = rate * (seg.start + seg.end) / 2
+            if delay >= 0.2:
+                flags["behind"].append(seg.score >= wthr)
+            elif delay <= 0.08:
+                flags["near"].append(seg.score >= wthr)
+            if own.get(clip.name) is not None:
+                err.append(abs(w["offset_s"] - delay - own[clip.name]) <= 0.08 + 1e-9)
+    return {
+        "clips": len(clips),
+        "rate_s_per_s": rate,
+        "windows_behind_ge_0.2s": len(flags["behind"]),
+        "behind_flagged_rate": float(np.mean(flags["behind"])),
+        "windows_behind_le_0.08s": len(flags["near"]),
+        "near_flagged_rate": float(np.mean(flags["near"])),
+        "offset_within_0.08s_of_delay_plus_own_rate": float(np.mean(err)),
+    }
+
+
+def burst_test(det: Any, clips: list[Clip], seconds: tuple[float, ...] = (2.0, 4.0)) -> dict[str, Any]:
+    """Short bursts: ``seconds`` of audio around each clip's midpoint delayed 0.4 s, or replaced by the previous
+    clip's speech (another speaker). Windows wholly inside the burst flagged at the card's window threshold, and
+    windows more than 1 s away from it flagged (what reading a window in its track's context costs)."""
+    sr, wthr = int(det.preprocessing["sample_rate"]), _window_threshold(det)
+    out: dict[str, Any] = {"clips": len(clips)}
+    for length in seconds:
+        for kind in ("shifted", "dubbed"):
+            inside, away = [], []
+            for i, clip in enumerate(clips):
+                n, half = len(clip.wav), int(length * sr / 2)
+                a, b = max(n // 2 - half, 0), min(n // 2 + half, n)
+                other = shift_wav(clip.wav, 0.4, sr) if kind == "shifted" else np.resize(clips[i - 1].wav, n)
+                burst = clip.wav.copy()
+                burst[a:b] = other[a:b]
+                res = _detect_with(det, clip, burst, f"{length:g} s {kind} burst")
+                if res is None:
+                    continue
+                t0, t1 = a / sr, b / sr
+                inside += [seg.score >= wthr for seg in res.segments if seg.start >= t0 and seg.end <= t1]
+                away += [seg.score >= wthr for seg in res.segments if seg.end <= t0 - 1.0 or seg.start >= t1 + 1.0]
+            out[f"{length:g}s_{kind}"] = {
+                "windows_inside": len(inside),
+                "inside_flagged_rate": float(np.mean(inside)) if inside else None,
+                "windows_away": len(away),
+                "away_flagged_rate": float(np.mean(away)) if away else None,
+            }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -205,7 +281,7 @@ def main() -> None:
         Clip.open(next((args.data / "real_video").glob(f"{name.removeprefix('real__')}.*")), sr)
         for name in det.card["training_data"]["validation"]
     ]  # each clip is decoded once: the shift test first (it times that pass), then dubbing and splicing
-    shifted, _ = shift_test(det, held_out)
+    shifted, own_held_out = shift_test(det, held_out)
     print("held-out clips, audio shifted by +-0.3..0.5 s:", json.dumps(shifted, indent=1))
     hyper_real = [Clip.open(p, sr) for p in sorted((args.data / "real_video").glob(HYPERLIPS_REAL))]
     hyper_fake = [Clip.open(p, sr) for p in sorted((args.data / "fake_video").glob(HYPERLIPS_FAKE))]
@@ -219,6 +295,12 @@ def main() -> None:
     spliced = splice_test(det, held_out + hyper_real)
     print("held-out clips and HyperLips inputs, audio delayed 0.4 s from the midpoint:", json.dumps(spliced, indent=1))
 
+    own = {name: v[2] for name, v in (own_held_out | own_audio).items()}
+    drifted = drift_test(det, held_out + hyper_real, own)
+    print("held-out clips and HyperLips inputs, audio drifting 0.05 s per second:", json.dumps(drifted, indent=1))
+    bursts = burst_test(det, held_out + hyper_real)
+    print("held-out clips and HyperLips inputs, 2 s / 4 s bursts shifted or dubbed:", json.dumps(bursts, indent=1))
+
     labels, scores = [], []  # HyperLips fakes vs their inputs, each with its own audio
     for label, group in ((0, hyper_real), (1, hyper_fake)):
         for clip in group:
@@ -227,7 +309,7 @@ def main() -> None:
             if score is not None:
                 labels.append(label)
                 scores.append(score)
-    timing = [took for _, took in own_audio.values()]
+    timing = [v[1] for v in own_audio.values()]
     hyper = summarize(np.array(labels), np.array(scores))
     print("HyperLips fakes vs real inputs:", json.dumps(hyper | {"scores": [round(s, 4) for s in scores]}))
     print(f"seconds of compute per second of video (720p, {args.threads} threads): {np.mean(timing):.3f}")
@@ -242,6 +324,8 @@ def main() -> None:
             "hyperlips_clips_shifted_audio": hyper_shifted,
             "dubbed_audio": dubbed,
             "spliced_audio": spliced,
+            "drifting_audio": drifted,
+            "audio_bursts": bursts,
             "hyperlips_fake_vs_real_inputs": hyper,
             "compute_s_per_video_s_720p": round(float(np.mean(timing)), 3),
             "command": f"python scripts/eval_lip_sync.py --threads {args.threads} --write-card",

@@ -229,7 +229,13 @@ def _shift_line(r: dict) -> str:
     return (
         f"{r['clips']} clips, {r['windows_shifted']} shifted / {r['windows_aligned']} aligned speech windows: shift"
         f" detected (|offset| > 0.08 s) in {r['shift_detected_rate']:.1%}, offset within 0.08 s in"
-        f" {r['offset_error_le_0.08s_rate']:.1%}; over the card's window threshold"
+        f" {r['offset_error_le_0.08s_rate']:.1%}"
+        + (
+            f" ({o:.1%} against the shift plus the recording's own offset with its own audio)"
+            if (o := r.get("offset_error_vs_shift_plus_own_offset_le_0.08s_rate")) is not None
+            else ""
+        )
+        + "; over the card's window threshold"
         f" ({r.get('window_threshold', float('nan')):.3f}): shifted {r['shifted_windows_flagged_rate']:.1%},"
         f" aligned {r['aligned_windows_flagged_rate']:.1%}; **the window score that flags 5% of aligned windows flags"
         f" {r['shifted_windows_flagged_at_that_threshold']:.1%} of shifted ones**; shifted vs aligned files AUC"
@@ -266,12 +272,35 @@ def _training_run_lines(met: dict) -> list[str]:
     ]
 
 
+def _context_text(prep: dict, rule: str) -> str:
+    """How a window's sync curve becomes its offset, confidence and logit, in the context of its track."""
+    smooth, smoothing = int(prep.get("smooth_windows", 1)), prep.get("smoothing", "logits")
+    if smoothing == "offset_hmm":
+        return (
+            " scores each audio offset; each window is read in the context of its whole face track: a hidden Markov"
+            " chain over the audio"
+            f" offset (it stays from one window to the next or, with probability {prep['hmm_switch']:g}, jumps:"
+            f" a splice, a dub) scores each offset of a window's curve with log-likelihood {prep['hmm_beta']:g} x"
+            " similarity, and forward-backward gives every window its posterior over offsets given all windows."
+            " The estimated offset is the most probable one (evidence `offset_probability`: its posterior mass"
+            " within 0.08 s), the logit log P(|offset| > 0.08 s) - log P(|offset| <= 0.08 s) (higher = out of"
+            f" sync), the confidence max - median of the curve averaged over {smooth} windows."
+        )
+    head = (
+        " gives the estimated offset (argmax), the confidence (max - median) and the logit"
+        f" (`{rule}`: {LOGIT_TEXT[rule]}, x10; higher = out of sync)"
+    )
+    if smooth > 1:
+        what = "curve" if smoothing == "curves" else "logit"
+        return f"{head}, each window's {what} averaged with its neighbours over {smooth} windows of its track."
+    return f"{head}."
+
+
 def human_card(card: dict) -> str:
     """The short Markdown card written next to the weights, from the same facts as the JSON card."""
     cal, td, met, rec = card["calibration"], card["training_data"], card["metrics"], card["recipe"]
     members = card["architecture"]["args"].get("members", 1)
     rule = card["architecture"]["args"].get("logit_rule", "median_gap")
-    smooth = int(card["preprocessing"].get("smooth_windows", 1))
     fp = met.get("full_pipeline")
     lines = [
         f"# {card['name']}",
@@ -283,15 +312,8 @@ def human_card(card: dict) -> str:
             if members > 1
             else ""
         )
-        + "; the similarity of a 1 s mouth clip with its audio"
-        " shifted by -0.6..+0.6 s gives the estimated offset (argmax), the confidence (max - median) and the logit"
-        f" (`{rule}`: {LOGIT_TEXT[rule]}, x10; higher = out of sync)"
-        + (
-            f", each window's {'curve' if card['preprocessing'].get('smoothing') == 'curves' else 'logit'} averaged"
-            f" with its neighbours over {smooth} windows of its track."
-            if smooth > 1
-            else "."
-        ),
+        + "; the similarity of a 1 s mouth clip with its audio shifted by -0.6..+0.6 s (its sync curve)"
+        + _context_text(card["preprocessing"], rule),
         "",
         f"- Architecture: `{card['architecture']['name']}` {json.dumps(card['architecture']['args'])}",
         f"- Calibration: temperature {cal['temperature']:.4g}, bias {cal['bias']:.4g}, threshold {cal['threshold']:.4g}"
@@ -336,6 +358,32 @@ def human_card(card: dict) -> str:
                     f" it (median; {sp['clips_with_a_span_after']} clips with such a span)."
                 ]
                 if (sp := fp.get("spliced_audio"))
+                else []
+            ),
+            *(
+                [
+                    f"- Drift ({dr['clips']} clips, audio falling behind {dr['rate_s_per_s']} s per second):"
+                    f" {dr['behind_flagged_rate']:.1%} of {dr['windows_behind_ge_0.2s']} windows at least 0.2 s behind"
+                    f" flagged, {dr['near_flagged_rate']:.1%} of {dr['windows_behind_le_0.08s']} still within 0.08 s;"
+                    f" offsets within 0.08 s of the delay plus the recording's own offset in"
+                    f" {dr['offset_within_0.08s_of_delay_plus_own_rate']:.1%}."
+                ]
+                if (dr := fp.get("drifting_audio"))
+                else []
+            ),
+            *(
+                [
+                    f"- Bursts ({bu['clips']} clips; audio around the midpoint delayed 0.4 s or replaced by another"
+                    " speaker's speech): windows inside flagged (windows more than 1 s away flagged): "
+                    + "; ".join(
+                        f"{k.replace('s_', ' s ')} {v['inside_flagged_rate']:.1%} of {v['windows_inside']}"
+                        f" ({v['away_flagged_rate']:.1%} of {v['windows_away']})"
+                        for k, v in bu.items()
+                        if k != "clips"
+                    )
+                    + "."
+                ]
+                if (bu := fp.get("audio_bursts"))
                 else []
             ),
             f"- HyperLips fakes vs their real input videos (file level): AUC"
