@@ -19,7 +19,7 @@ from forensics.errors import ForensicsError
 from forensics.media import open_media
 from forensics.train.evaluate import collect, evaluate, format_report
 from forensics.train.finetune import finetune, stratified_folds
-from forensics.train.reencode import reencode
+from forensics.train.reencode import applies, default_variants, reencode
 from forensics.weights import load_weights, user_weights_dir
 
 
@@ -57,6 +57,53 @@ def test_reencode_variants(tmp_path: Path, media_dir: Path) -> None:
     assert img.format == "jpeg" and img.width == 256
     a = open_media(reencode(write_wav(tmp_path / "s.wav"), tmp_path, "aac64")).info
     assert a.kind == "audio" and a.audio_codec == "aac"
+
+
+def test_aac64_on_a_video_changes_only_its_sound(tmp_path: Path, media_dir: Path) -> None:
+    """A talking-head video keeps its picture bit for bit; its audio becomes AAC at 64 kbit/s (lip_sync and
+    synthetic_speech read it); images, silent videos and unknown variants are refused, not passed through."""
+    src = write_video(tmp_path / "talk_mp3.mkv", seconds=2.0, audio="speech", codec="libx264")
+    out = reencode(src, tmp_path / "v", "aac64")
+    a, b = open_media(src), open_media(out)
+    assert b.info.kind == "video" and b.info.has_audio and b.info.audio_codec == "aac"
+    fa = a.frames(fps=25.0, max_frames=100)
+    fb = b.frames(fps=25.0, max_frames=100)
+    assert len(fa) == len(fb) > 40 and all(np.array_equal(x.image, y.image) for x, y in zip(fa, fb, strict=True))
+    wa, wb = a.audio(16000), b.audio(16000)
+    n = min(len(wa), len(wb))
+    assert abs(len(wa) - len(wb)) < 16000 * 0.1 and not np.array_equal(wa[:n], wb[:n])
+    assert np.corrcoef(wa[2048 : n - 2048], wb[2048 : n - 2048])[0, 1] > 0.5  # the same sound, re-encoded
+    # a container whose streams start late (MPEG-TS): sound and picture keep their timing
+    ts = write_video(tmp_path / "talk.ts", seconds=2.0, audio="speech")
+    wa, wb = open_media(ts).audio(16000), open_media(reencode(ts, tmp_path / "v", "aac64")).audio(16000)
+    n = min(len(wa), len(wb)) - 800
+    lag = max(range(-800, 801, 8), key=lambda d: float(np.dot(wa[800:n], wb[800 + d : n + d])))
+    assert abs(lag) <= 16  # within 1 ms; a dropped start offset would move the sound by tens of ms
+    for path, variant in ((media_dir / "face.png", "aac64"), (write_wav(tmp_path / "s.wav"), "half")):
+        with pytest.raises(ValueError, match="does not apply"):
+            reencode(path, tmp_path / "v", variant)
+    silent = write_video(tmp_path / "silent.mp4", seconds=1.0, audio=None)
+    assert not applies("aac64", open_media(silent).info) and applies("crf23", open_media(silent).info)
+    with pytest.raises(ValueError, match="unknown variant"):
+        applies("crf99", open_media(silent).info)
+
+
+def test_default_variants_are_those_that_change_what_a_detector_reads() -> None:
+    get = {n: default_variants(forensics.create_detector(n).spec) for n in forensics.list_detectors()}
+    assert get["face_swap"] == get["gan_fingerprint"] == ("original", "crf23", "crf32", "half")
+    assert get["lip_sync"] == get["synthetic_speech"] == ("original", "crf23", "crf32", "half", "aac64")
+
+
+def test_evaluate_leaves_out_files_a_variant_does_not_change(
+    tiny: TinyDetector, labelled: tuple[Path, Path], tmp_path: Path
+) -> None:
+    real, fake = labelled
+    rep = evaluate(tiny, collect(real=[real], fake=[fake]), variants=("aac64",))
+    m = rep["variants"]["aac64"]  # images only: nothing to re-encode, and nothing scored under that name
+    assert m["not_applicable"] == 16 and m["files"] == {"ok": 0, "skipped": 0, "error": 0}
+    assert "16 left out" in format_report(rep)
+    with pytest.raises(ForensicsError, match="unknown variant"):
+        evaluate(tiny, collect(real=[real], fake=[fake]), variants=("original", "crf99"))
 
 
 def test_collect_sources_and_csv(labelled: tuple[Path, Path], tmp_path: Path) -> None:

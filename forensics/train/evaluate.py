@@ -16,8 +16,9 @@ import numpy as np
 from forensics.detectors import create_detector
 from forensics.detectors.base import aggregate, calibrate
 from forensics.errors import ForensicsError, SkipDetection
+from forensics.media import open_media
 from forensics.train.metrics import summarize
-from forensics.train.reencode import AUDIO_VARIANTS, VARIANTS, reencode
+from forensics.train.reencode import VARIANTS, applies, default_variants, reencode
 
 
 @dataclass
@@ -174,20 +175,27 @@ def evaluate(
     if not samples:
         raise ForensicsError("no samples to evaluate")
     if variants is None:
-        variants = AUDIO_VARIANTS if set(det.spec.kinds) == {"audio"} else VARIANTS
+        variants = default_variants(det.spec)
+    if unknown := [v for v in variants if v not in VARIANTS]:
+        raise ForensicsError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     report: dict[str, Any] = {"detector": det.spec.name, "weights": det.weights_id, "variants": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for v in variants:
             vs: list[Sample] = []
             failed: list[dict[str, Any]] = []  # a file that cannot be re-encoded is an error, not its original
+            not_applicable = 0  # files the variant does not change (an image for aac64): left out of it
             for s in samples:
                 try:
+                    if v != "original" and not applies(v, open_media(s.path).info):
+                        not_applicable += 1
+                        continue
                     vs.append(Sample(reencode(s.path, Path(tmp) / v, v), s.label, s.source, s.group))
                 except (ForensicsError, OSError, ValueError) as exc:
                     failed.append({"path": str(s.path), "label": s.label, "source": s.source, "group": s.group,
                                    "status": "error", "reason": f"re-encoding as {v} failed: {exc}"})  # fmt: skip
             rows = score_files(det, vs, (lambda i, n, p, v=v: progress(v, i, n, p)) if progress else None) + failed
             report["variants"][v] = metrics_from_rows(rows)
+            report["variants"][v]["not_applicable"] = not_applicable
             if out_dir is not None:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 report["variants"][v]["plots"] = [str(p) for p in plot(rows, out_dir, f"{det.spec.name}_{v}")]
@@ -214,5 +222,6 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{v:<9} {'src':<6} {x['n_real']:>6} {x['n_fake']:>6} {x.get('auc', float('nan')):>6.3f}  {src}"
             )
         f = m["files"]
-        lines.append(f"{v:<9} files: {f['ok']} scored, {f['skipped']} skipped, {f['error']} errors")
+        na = f", {m['not_applicable']} left out (the variant does not apply)" if m.get("not_applicable") else ""
+        lines.append(f"{v:<9} files: {f['ok']} scored, {f['skipped']} skipped, {f['error']} errors{na}")
     return "\n".join(lines)

@@ -1,9 +1,16 @@
-"""Platform-style re-encoding for robustness evaluation: H.264 at a CRF, downscaling, JPEG, AAC."""
+"""Platform-style re-encoding for robustness evaluation: H.264 at a CRF, downscaling, JPEG, AAC.
+
+A variant applies to the kinds of media it changes (:func:`applies`): ``crf23``, ``crf32`` and ``half``
+to images and videos, ``aac64`` to audio files and to videos with an audio track (whose video stream it
+copies untouched). A detector is evaluated by default on the variants that change what it reads
+(:func:`default_variants`).
+"""
 
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -11,20 +18,42 @@ import numpy as np
 
 from forensics.media import open_media
 
-VARIANTS = ("original", "crf23", "crf32", "half")
-AUDIO_VARIANTS = ("original", "aac64")
+PICTURE_VARIANTS = ("crf23", "crf32", "half")
+VARIANTS = ("original", *PICTURE_VARIANTS, "aac64")
+
+
+def applies(variant: str, info: Any) -> bool:
+    """Whether ``variant`` changes a file with this :class:`~forensics.media.MediaInfo` (``original`` always)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    if variant == "original":
+        return True
+    if variant == "aac64":
+        return info.kind == "audio" or (info.kind == "video" and info.has_audio)
+    return info.kind in ("image", "video")
+
+
+def default_variants(spec: Any) -> tuple[str, ...]:
+    """The variants that change what a detector reads: picture ones for image/video detectors, ``aac64`` for
+    those that read sound (their spec has a ``sample_rate``)."""
+    picture = PICTURE_VARIANTS if {"image", "video"} & set(spec.kinds) else ()
+    return ("original", *picture, *(("aac64",) if spec.sample_rate else ()))
 
 
 def reencode(src: Path, dst_dir: Path, variant: str) -> Path:
     """Write ``src`` re-encoded as ``variant`` into ``dst_dir`` and return the new path.
 
     Videos: ``crf23``/``crf32`` re-encode with libx264 at that CRF (audio re-encoded as AAC),
-    ``half`` downscales by two (CRF 23). Images: ``crf23`` -> JPEG q90, ``crf32`` -> JPEG q70,
-    ``half`` -> half size JPEG q90. Audio: ``aac64`` -> AAC at 64 kbit/s in MP4.
+    ``half`` downscales by two (CRF 23), ``aac64`` keeps the video stream as it is and re-encodes the
+    audio (mono) as AAC at 64 kbit/s. Images: ``crf23`` -> JPEG q90, ``crf32`` -> JPEG q70, ``half`` ->
+    half size JPEG q90. Audio: ``aac64`` -> AAC at 64 kbit/s in MP4. A variant that does not apply to the
+    file (:func:`applies`) raises ``ValueError``.
     """
     if variant == "original":
         return src
     media = open_media(src)
+    if not applies(variant, media.info):
+        raise ValueError(f"{variant} does not apply to {media.info.kind} files like {src.name}")
     dst_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{src.stem}.{variant}"
     kind = media.info.kind
@@ -36,10 +65,14 @@ def reencode(src: Path, dst_dir: Path, variant: str) -> Path:
         out = dst_dir / f"{stem}.jpg"
         cv2.imwrite(str(out), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
         return out
-    if kind == "audio" or variant == "aac64":
-        out = dst_dir / f"{stem}.m4a"
+    if variant == "aac64":
         sr = media.info.sample_rate or 16000
-        _write(out, None, 0, media.audio(sr) if media.info.has_audio else None, sr, bitrate=64000)
+        if kind == "audio":
+            out = dst_dir / f"{stem}.m4a"
+            _write(out, None, 0, media.audio(sr), sr, bitrate=64000)
+        else:
+            out = dst_dir / f"{stem}.mp4"
+            _replace_audio(src, out, media.audio(sr), sr, bitrate=64000)
         return out
     crf = {"crf23": 23, "crf32": 32, "half": 23}[variant]
     scale = 0.5 if variant == "half" else 1.0
@@ -87,12 +120,37 @@ def _write(
             for pkt in vs.encode():
                 c.mux(pkt)
         if as_ is not None:
-            for i in range(0, len(wav), 1024):
-                fr = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(wav[i : i + 1024], np.float32).reshape(1, -1), format="flt", layout="mono"
-                )
-                fr.sample_rate, fr.pts, fr.time_base = sr, i, Fraction(1, sr)
-                for pkt in as_.encode(fr):
-                    c.mux(pkt)
-            for pkt in as_.encode():
-                c.mux(pkt)
+            _encode_audio(c, as_, wav, sr)
+
+
+def _encode_audio(c: Any, stream: Any, wav: np.ndarray, sr: int, start: int = 0) -> None:
+    """Encode a mono float waveform into ``stream`` of output container ``c``, its first sample at ``start``
+    (in samples), and flush it."""
+    for i in range(0, len(wav), 1024):
+        fr = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(wav[i : i + 1024], np.float32).reshape(1, -1), format="flt", layout="mono"
+        )
+        fr.sample_rate, fr.pts, fr.time_base = sr, start + i, Fraction(1, sr)
+        for pkt in stream.encode(fr):
+            c.mux(pkt)
+    for pkt in stream.encode():
+        c.mux(pkt)
+
+
+def _replace_audio(src: Path, out: Path, wav: np.ndarray, sr: int, *, bitrate: int) -> None:
+    """``src``'s first video stream copied packet for packet, with ``wav`` as its only audio track (AAC, mono).
+
+    ``wav`` is aligned to the first video frame (as :meth:`forensics.media.Media.audio` gives it), so its
+    first sample is stamped with the video stream's start time: sound and picture keep their timing."""
+    with av.open(str(src), metadata_errors="replace") as inp, av.open(str(out), "w") as c:
+        vin = inp.streams.video[0]
+        vout = c.add_stream_from_template(vin)
+        aout = c.add_stream("aac", rate=sr)
+        aout.layout, aout.bit_rate = "mono", bitrate
+        t0 = float(vin.start_time * vin.time_base) if vin.start_time is not None else 0.0
+        for pkt in inp.demux(vin):
+            if pkt.size == 0:  # the demuxer's flush packet (a real one may lack a dts: Matroska's first frames)
+                continue
+            pkt.stream = vout
+            c.mux(pkt)
+        _encode_audio(c, aout, wav, sr, start=round(t0 * sr))
