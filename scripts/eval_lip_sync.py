@@ -16,6 +16,9 @@
 6. Bursts: 2 s / 4 s around the midpoint delayed 0.4 s or replaced by another speaker's speech: windows
    flagged inside, and more than 1 s away (the price of reading windows in context).
 7. HyperLips lip-sync fakes vs their real input videos: file-level AUC.
+8. Platform re-encoding (``--variants``, default original crf23 crf32 half aac64, as ``forensics evaluate``):
+   the held-out clips and the HyperLips inputs re-encoded, then the shift test of 1 on them (``original``
+   gives the same 10 clips untouched, for comparison).
 
     python scripts/eval_lip_sync.py [--weights lip_sync.sync_v8] [--write-card]
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +42,7 @@ import forensics
 from forensics.media import Media, open_media
 from forensics.train.lip_sync_data import SHIFTS, shift_wav
 from forensics.train.metrics import summarize
+from forensics.train.reencode import reencode
 
 ROOT = Path(__file__).resolve().parents[1]
 HYPERLIPS_REAL, HYPERLIPS_FAKE = "semchan__HyperLips__test__*", "semchan__HyperLips__result__*"
@@ -82,9 +87,9 @@ def shift_test(det: Any, clips: list[Clip]) -> tuple[dict[str, Any], dict[str, A
     shift, and against the shift plus the recording's own offset: its median with its own audio), is the
     window flagged (score >= the card's window threshold, else its file threshold); and the window
     score that flags 5 % of these clips' own aligned windows, and the share of shifted windows above it.
-    Also returns, per clip, the file score with its own audio, the compute per second of video of that
-    pass (the first on a fresh clip decodes its frames) and the recording's own offset (median window
-    offset with its own audio): ``{name: (score or None, seconds, offset or None)}``.
+    Also returns, per clip, the result with its own audio (``None`` unless it scored), the compute per
+    second of video of that pass (the first on a fresh clip decodes its frames) and the recording's own
+    offset (median window offset with its own audio): ``{name: (result, seconds, offset or None)}``.
     """
     sr = int(det.preprocessing["sample_rate"])
     wthr = _window_threshold(det)
@@ -102,7 +107,7 @@ def shift_test(det: Any, clips: list[Clip]) -> tuple[dict[str, Any], dict[str, A
             if shift == 0:
                 took = (time.perf_counter() - t0) / (clip.media.info.duration or 1.0)
                 own = float(np.median(offs)) if res else None
-                own_audio[clip.name] = (res.score if res else None, took, own)
+                own_audio[clip.name] = (res, took, own)
             if res is None:
                 continue
             wscores = [s.score for s in res.segments]
@@ -140,19 +145,18 @@ def shift_test(det: Any, clips: list[Clip]) -> tuple[dict[str, Any], dict[str, A
     return summary, own_audio
 
 
-def dub_test(det: Any, clips: list[Clip]) -> dict[str, Any]:
+def dub_test(det: Any, clips: list[Clip], own_audio: dict[str, Any]) -> dict[str, Any]:
     """Dubbing: each clip with the next clip's speech (another speaker; repeated to length) instead of its own.
 
     Windows flagged at the card's window threshold (dubbed, and own audio for comparison) and file scores
-    of dubbed vs own audio.
+    of dubbed vs own audio; the own-audio results are the shift test's (``own_audio``), not scored again.
     """
     wthr = _window_threshold(det)
     flags: dict[int, list] = {0: [], 1: []}
     files: dict[str, list] = {"score": [], "label": []}
     for i, clip in enumerate(clips):
         dubbed = np.resize(clips[(i + 1) % len(clips)].wav, len(clip.wav))  # repeated or cut to this length
-        for label, wav in ((0, clip.wav), (1, dubbed)):
-            res = _detect_with(det, clip, wav, "dubbed" if label else "own audio")
+        for label, res in ((0, own_audio[clip.name][0]), (1, _detect_with(det, clip, dubbed, "dubbed"))):
             if res is None:
                 continue
             flags[label] += [seg.score >= wthr for seg in res.segments]
@@ -271,6 +275,12 @@ def main() -> None:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--write-card", action="store_true")
+    ap.add_argument(
+        "--variants",
+        nargs="*",
+        default=["original", "crf23", "crf32", "half", "aac64"],
+        help="re-encodings for the shift test of the real clips (forensics.train.reencode)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     det = forensics.create_detector("lip_sync", args.weights)
@@ -289,13 +299,22 @@ def main() -> None:
     print("HyperLips clips (2 real inputs + 5 fakes in sync by construction), audio shifted by +-0.3..0.5 s:")
     print(json.dumps(hyper_shifted, indent=1))
 
-    dubbed = dub_test(det, held_out + hyper_real)
+    reencoded = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in args.variants:
+            clips = [Clip.open(reencode(c.media.path, Path(tmp) / variant, variant), sr) for c in held_out + hyper_real]
+            reencoded[variant], _ = shift_test(det, clips)
+            print(f"held-out clips and HyperLips inputs re-encoded {variant}, audio shifted:")
+            print(json.dumps(reencoded[variant], indent=1))
+
+    own_audio_all = own_held_out | own_audio
+    dubbed = dub_test(det, held_out + hyper_real, own_audio_all)
     print("held-out clips and HyperLips inputs, each with the next clip's speech:", json.dumps(dubbed, indent=1))
 
     spliced = splice_test(det, held_out + hyper_real)
     print("held-out clips and HyperLips inputs, audio delayed 0.4 s from the midpoint:", json.dumps(spliced, indent=1))
 
-    own = {name: v[2] for name, v in (own_held_out | own_audio).items()}
+    own = {name: v[2] for name, v in own_audio_all.items()}
     drifted = drift_test(det, held_out + hyper_real, own)
     print("held-out clips and HyperLips inputs, audio drifting 0.05 s per second:", json.dumps(drifted, indent=1))
     bursts = burst_test(det, held_out + hyper_real)
@@ -304,7 +323,8 @@ def main() -> None:
     labels, scores = [], []  # HyperLips fakes vs their inputs, each with its own audio
     for label, group in ((0, hyper_real), (1, hyper_fake)):
         for clip in group:
-            score = own_audio[clip.name][0]
+            res = own_audio[clip.name][0]
+            score = res.score if res else None
             print(f"  {clip.name}: score={score}")
             if score is not None:
                 labels.append(label)
@@ -327,6 +347,7 @@ def main() -> None:
             "drifting_audio": drifted,
             "audio_bursts": bursts,
             "hyperlips_fake_vs_real_inputs": hyper,
+            "reencoded_shifted_audio": reencoded,
             "compute_s_per_video_s_720p": round(float(np.mean(timing)), 3),
             "command": f"python scripts/eval_lip_sync.py --threads {args.threads} --write-card",
         }

@@ -16,14 +16,15 @@ logits through the full detector pipeline.
     python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v4 --source lip_sync.sync_s1 \\
         --source lip_sync.sync_s2 --source lip_sync.sync_s3 --source lip_sync.sync_s4 --tag sync_v7
     python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v7 --smoothing offset_hmm --hmm-beta 7 \\
-        --hmm-switch 0.5 --tag sync_v8                                              # shipped
+        --hmm-switch 0.5 --variants original crf23 crf32 half aac64 --tag sync_v8  # shipped
 
 A source is any weights with a trained network (sync_v4, v5 and v6 share one; they are in the repository's
 history: ``git show 44f8d76:models/lip_sync.sync_v4.safetensors > v4.safetensors``, ``2870ed4:...sync_v5``,
 ``642df8f:...sync_v6``, ``2afb6ab:...sync_v7``).
 
-Calibration data: the held-out real clips listed in the card (never trained on), with their own
-audio (negatives) and with the audio shifted by +-0.3/0.4/0.5 s (positives); temperature/bias by
+Calibration data: the held-out real clips listed in the card (never trained on), as they are and re-encoded
+as ``--variants`` says (``forensics.train.reencode``), with their own audio (negatives) and with the audio
+shifted by +-0.3/0.4/0.5 s (positives); temperature/bias by
 logistic fit on the window logits, threshold at 1% FPR on the aligned clips' file scores. Then run
 ``python scripts/eval_lip_sync.py --weights lip_sync.<tag> --write-card`` for the card's metrics.
 """
@@ -31,6 +32,7 @@ logistic fit on the window logits, threshold at 1% FPR on the aligned clips' fil
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ from forensics.media import open_media
 from forensics.nn.lip_sync import LOGIT_RULES
 from forensics.train.calibration import calibration_record, fit_temperature, threshold_at_fpr
 from forensics.train.lip_sync_data import SHIFTS, shift_wav
+from forensics.train.reencode import reencode
 from forensics.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +103,12 @@ def main() -> None:
     ap.add_argument("--hmm-switch", type=float, default=0.5, help="offset_hmm: chance the offset jumps between windows")
     ap.add_argument("--logit-rule", choices=LOGIT_RULES, default="far_near_gap")
     ap.add_argument("--tag", required=True, help="the new weights' tag (lip_sync.<tag> in models/)")
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        default=["original"],
+        help="calibrate on the held-out clips as they are and re-encoded so (forensics.train.reencode)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     sources = [forensics.create_detector("lip_sync", w) for w in (args.source or [None])]
@@ -115,18 +124,20 @@ def main() -> None:
     det = forensics.create_detector("lip_sync", str(work))
     sr = int(det.preprocessing["sample_rate"])
     logits, labels, real_files = [], [], []
-    for name in det.card["training_data"]["validation"]:
-        path = next((args.data / "real_video").glob(f"{name.removeprefix('real__')}.*"))
-        media = open_media(path)
-        wav = media.audio(sr)
-        for shift in (0.0, *SHIFTS):
-            media.replace_audio(shift_wav(wav, shift, sr), sr)  # same frames and faces, shifted audio
-            _, lg = det.decision_function(media)  # smoothed window logits
-            logits.append(lg)
-            labels.append(np.full(len(lg), int(shift != 0)))
-            if shift == 0:
-                real_files.append(lg)
-        print(f"  {name}: {sum(len(x) for x in real_files)} aligned windows so far", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in det.card["training_data"]["validation"]:
+            path = next((args.data / "real_video").glob(f"{name.removeprefix('real__')}.*"))
+            for variant in args.variants:
+                media = open_media(reencode(path, Path(tmp) / variant, variant))
+                wav = media.audio(sr)
+                for shift in (0.0, *SHIFTS):
+                    media.replace_audio(shift_wav(wav, shift, sr), sr)  # same frames and faces, shifted audio
+                    _, lg = det.decision_function(media)  # window logits in their track's context
+                    logits.append(lg)
+                    labels.append(np.full(len(lg), int(shift != 0)))
+                    if shift == 0:
+                        real_files.append(lg)
+            print(f"  {name}: {sum(len(x) for x in real_files)} aligned windows so far", flush=True)
     lg, lab = np.concatenate(logits), np.concatenate(labels)
     t, b = fit_temperature(lg, lab)
     agg = det.aggregation_name
@@ -136,9 +147,12 @@ def main() -> None:
         if args.smoothing == "offset_hmm"
         else f"{args.logit_rule}, {args.smoothing} averaged over {args.smooth} windows"
     )
+    others = [v for v in args.variants if v != "original"]
+    encoded = f", each clip as it is and re-encoded {'/'.join(others)}" if others else ""
     note = (
         f"temperature/bias on held-out window logits ({context}; aligned vs audio shifted 0.3-0.5 s, full detector"
-        " pipeline); threshold at 1% FPR on the aligned clips' file scores"
+        f" pipeline{encoded});"
+        " threshold at 1% FPR on the aligned clips' file scores"
     )
     card["calibration"] = calibration_record(lg, lab, real, aggregation=agg, note=note)
     aligned = calibrate(lg[lab == 0], card["calibration"])
