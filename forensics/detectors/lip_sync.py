@@ -330,7 +330,7 @@ class LipSyncDetector(Detector):
         name="lip_sync",
         kinds=("video",),
         unit="av_window",
-        default_weights="sync_v7",
+        default_weights="sync_v8",
         aggregation="mean",
         window_s=1.0,
         hop_s=0.5,
