@@ -302,7 +302,9 @@ def main() -> None:
     reencoded = {}
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
-            clips = [Clip.open(reencode(c.media.path, Path(tmp) / variant, variant), sr) for c in held_out + hyper_real]
+            clips = held_out + hyper_real  # "original": the clips already open (frames and faces decoded once)
+            if variant != "original":
+                clips = [Clip.open(reencode(c.media.path, Path(tmp) / variant, variant), sr) for c in clips]
             reencoded[variant], _ = shift_test(det, clips)
             print(f"held-out clips and HyperLips inputs re-encoded {variant}, audio shifted:")
             print(json.dumps(reencoded[variant], indent=1))
