@@ -6,7 +6,14 @@ Stages (each cached/resumable under --work, never in the repo):
   train  self-blended images (forensics.train.sbi) from the training crops; checkpoint every epoch.
   final  calibrate on validation units, measure frame/video AUC per source, write models/face_swap.<tag>.*
 
-    python scripts/train_face_swap.py --stage all --minutes 35
+    python scripts/train_face_swap.py --stage all --steps 900 --eval-every 150              # sbi_v1
+    # sbi_v2: sbi_v1 (from git history) fine-tuned on lower-face re-renders only
+    git show 881db3f:models/face_swap.sbi_v1.safetensors > /tmp/sbi_v1.safetensors
+    python scripts/train_face_swap.py --stage train --init /tmp/sbi_v1.safetensors --steps 400 --lr 1e-3 \
+        --mouth 1.0 --eval-every 100
+    python scripts/eval_face_swap.py --weights face_swap.sbi_v2 --reencode crf23 crf32 half --seconds 5 \
+        --json /tmp/face_swap/robustness.json   # after a first --stage final, which the second one completes
+    python scripts/train_face_swap.py --stage final --tag sbi_v2
 """
 
 from __future__ import annotations
@@ -183,15 +190,22 @@ def load_val(work: Path) -> list[dict]:
 
 
 def sbi_batch(
-    crops: np.ndarray, lms: np.ndarray, idx: np.ndarray, rng: np.random.Generator, *, augment: bool = True
+    crops: np.ndarray,
+    lms: np.ndarray,
+    idx: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    augment: bool = True,
+    mouth: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Network inputs and labels for real crops ``idx`` and one self-blended fake of each."""
+    """Network inputs and labels for real crops ``idx`` and one self-blended fake of each (a ``mouth`` share of
+    them lower-face re-renders)."""
     from forensics.detectors.face_swap import normalize
     from forensics.train.sbi import make_pair
 
     reals, fakes = [], []
     for i in idx:
-        r, f, _ = make_pair(crops[i], lms[i], rng, augment=augment)
+        r, f, _ = make_pair(crops[i], lms[i], rng, augment=augment, mouth=mouth)
         reals.append(r)
         fakes.append(f)
     x = normalize(np.stack(reals + fakes), PREPROCESSING)
@@ -201,14 +215,15 @@ def sbi_batch(
 class SBIBatches(IterableDataset):
     """Iterable of training batches; batch ``step`` is seeded by its index, so a resumed run is reproducible."""
 
-    def __init__(self, crops: np.ndarray, lms: np.ndarray, start: int, stop: int, pairs: int) -> None:
-        self.crops, self.lms, self.start, self.stop, self.pairs = crops, lms, start, stop, pairs
+    def __init__(self, crops: np.ndarray, lms: np.ndarray, start: int, stop: int, pairs: int, mouth: float) -> None:
+        self.crops, self.lms, self.start, self.stop, self.pairs, self.mouth = crops, lms, start, stop, pairs, mouth
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         torch.set_num_threads(1)
         for step in range(self.start, self.stop):
             rng = np.random.default_rng(step)
-            x, y = sbi_batch(self.crops, self.lms, rng.choice(len(self.crops), size=self.pairs, replace=False), rng)
+            idx = rng.choice(len(self.crops), size=self.pairs, replace=False)
+            x, y = sbi_batch(self.crops, self.lms, idx, rng, mouth=self.mouth)
             yield torch.from_numpy(x), torch.from_numpy(y)
 
 
@@ -223,13 +238,14 @@ def logits_of(model: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def sbi_val_set(val: list[dict], n: int = 300, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed synthetic validation pairs from held-out real videos (identities never trained on)."""
+def sbi_val_set(val: list[dict], n: int = 300, seed: int = 1234, mouth: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed synthetic validation pairs from held-out real videos (identities never trained on), fakes mixed
+    as in training (``mouth``)."""
     crops = np.concatenate([v["crops"] for v in val if v["row"]["label"] == "real" and len(v["crops"])])
     lms = np.concatenate([v["lms"] for v in val if v["row"]["label"] == "real" and len(v["lms"])])
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(crops), size=min(n, len(crops)), replace=False)
-    return sbi_batch(crops, lms, idx, rng, augment=False)
+    return sbi_batch(crops, lms, idx, rng, augment=False, mouth=mouth)
 
 
 def video_scores(val: list[dict], logits: list[np.ndarray], calibration: dict) -> np.ndarray:
@@ -306,8 +322,38 @@ def _sources(val: list[dict]) -> list[str]:
     return sorted({v["source"] for v in val if v["source"] != "real"})
 
 
+def warm_start(init: Path) -> tuple[dict[str, Any], list[dict]]:
+    """Float tensors and training stages of a warm start: a ``best.pt`` of an earlier run (its ``ckpt.pt`` beside
+    it) or shipped face_swap weights (a .safetensors path, e.g. an old version from git history)."""
+    import torch
+
+    from forensics.weights import load_weights
+
+    if init.suffix == ".safetensors":
+        w = load_weights(init)
+        r = w.card["recipe"]
+        stage = {"steps": r["steps"], "selected_step": w.card["metrics"]["checkpoint_step"], "lr": r["max_lr"],
+                 "wall_s": r["wall_time_s"], "mouth": r.get("lower_face_rerender_share", 0.0),
+                 "weights": f"{w.name}@{w.sha256[:12]}"}  # fmt: skip
+        state = {k: v.float() for k, v in w.tensors.items()}
+        return state, [*r.get("earlier_stages_warm_started_from", []), stage]
+    best = torch.load(init, weights_only=False)
+    prev = torch.load(init.parent / "ckpt.pt", weights_only=False)
+    stage = {"steps": prev["step"], "selected_step": best["step"], "lr": prev.get("lr"), "wall_s": round(prev["wall"]),
+             "mouth": prev.get("mouth", 0.0)}  # fmt: skip
+    return best["model"], [*prev.get("stages", []), stage]
+
+
 def train(
-    work: Path, *, steps: int, pairs: int, lr: float, eval_every: int, widths: list[int], init: Path | None = None
+    work: Path,
+    *,
+    steps: int,
+    pairs: int,
+    lr: float,
+    eval_every: int,
+    widths: list[int],
+    init: Path | None = None,
+    mouth: float = 0.0,
 ) -> None:
     """SBI training with AdamW + cosine schedule; checkpoint (resumable) and best-by-SBI-val-AUC in ``work``."""
     import torch
@@ -318,7 +364,7 @@ def train(
     torch.set_num_threads(1)
     crops, lms = load_train(work)
     val = load_val(work)
-    xv, yv = sbi_val_set(val)
+    xv, yv = sbi_val_set(val, mouth=mouth)
     print(f"train crops {len(crops)}, SBI val pairs {len(xv) // 2}, val files {len(val)}", flush=True)
     torch.manual_seed(0)
     model = FaceSwapNet(widths=widths)
@@ -335,16 +381,14 @@ def train(
         start, best, wall, stages = st["step"], st["best"], st["wall"], st.get("stages", [])
         print(f"resumed at step {start} (best SBI val AUC {best:.4f})", flush=True)
     elif init is not None:
-        model.load_state_dict(torch.load(init, weights_only=False)["model"])
-        prev = torch.load(init.parent / "ckpt.pt", weights_only=False)
-        stages = [*prev.get("stages", []), {"steps": prev["step"], "selected_step": torch.load(init)["step"],
-                                            "lr": prev.get("lr", lr), "wall_s": round(prev["wall"])}]  # fmt: skip
+        state, stages = warm_start(init)
+        model.load_state_dict(state)
         print(f"warm start from {init}", flush=True)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     t0 = time.time() - wall
     run = 0.0
     batches = torch.utils.data.DataLoader(
-        SBIBatches(crops, lms, start, steps, pairs), batch_size=None, num_workers=1, prefetch_factor=4
+        SBIBatches(crops, lms, start, steps, pairs, mouth), batch_size=None, num_workers=1, prefetch_factor=4
     )  # one worker synthesises while the main thread trains
     for step, (x, y) in zip(range(start, steps), batches, strict=True):
         model.train()
@@ -377,6 +421,7 @@ def train(
                     "best": best,
                     "wall": time.time() - t0,
                     "lr": lr,
+                    "mouth": mouth,
                     "stages": stages,
                 },
                 ckpt,
@@ -410,7 +455,8 @@ def final(work: Path, *, widths: list[int], tag: str, command: str) -> Path:
     tensors = {k: v.half() if v.is_floating_point() else v for k, v in best["model"].items()}
     model.load_state_dict({k: v.float() for k, v in tensors.items()})  # measure exactly what ships (float16)
     val = load_val(work)
-    xv, yv = sbi_val_set(val)
+    mouth = float(ckpt.get("mouth", 0.0))
+    xv, yv = sbi_val_set(val, mouth=mouth)
     sbi_logits = logits_of(model, xv)
     logits = [logits_of(model, v["x"]) for v in val]
     real_ids = [i for i, v in enumerate(val) if v["source"] == "real" and len(logits[i])]
@@ -433,7 +479,10 @@ def final(work: Path, *, widths: list[int], tag: str, command: str) -> Path:
     )
     metrics = shared_fake_metrics(val, logits, calibration)
     paired = paired_metrics(val, logits, calibration)
-    sbi_val = summarize(yv, sbi_logits)
+    sbi_val = summarize(yv, sbi_logits) | {"lower_face_rerender_share": mouth}
+    if mouth:  # also on whole-face blends only, comparable with recipes without lower-face re-renders
+        xf, yf = sbi_val_set(val)
+        sbi_val["whole_face_only_auc"] = summarize(yf, logits_of(model, xf))["auc"]
     real_file_scores = video_scores(val, logits, calibration)[real_ids]
     card = {
         "name": f"face_swap.{tag}",
@@ -483,6 +532,7 @@ def final(work: Path, *, widths: list[int], tag: str, command: str) -> Path:
             "batch": "16 real crops + their 16 self-blended fakes, shared random resize/blur/JPEG",
             "wall_time_s": round(float(ckpt["wall"])),
             "max_lr": ckpt.get("lr", 2e-3),
+            "lower_face_rerender_share": mouth,
             "earlier_stages_warm_started_from": ckpt.get("stages", []),
             "hardware": "1 CPU thread (torch.set_num_threads(1)) on a shared 2-core machine",
             "stored": "float16 tensors (metrics measured after the cast)",
@@ -536,6 +586,7 @@ def human_card(card: dict, path: Path) -> str:
     from forensics.weights import sha256_file
 
     m = card["metrics"]
+    sv = m["sbi_validation_pairs"]
     cal = card["calibration"]
     rows = [
         f"| {name} | {v['frame']['auc']:.3f} | {v['video']['auc']:.3f} | {v['video']['n_fake']} |"
@@ -577,7 +628,13 @@ def human_card(card: dict, path: Path) -> str:
             "|---|---|---|---|---|---|",
             *rows,
             "",
-            f"SBI validation pairs (held-out identities, synthetic): AUC {m['sbi_validation_pairs']['auc']:.3f}.",
+            f"SBI validation pairs (held-out identities, synthetic): AUC {sv['auc']:.3f}"
+            + (
+                f" ({sv['lower_face_rerender_share']:.0%} lower-face re-renders; whole-face blends only:"
+                f" {sv['whole_face_only_auc']:.3f})."
+                if sv.get("lower_face_rerender_share")
+                else "."
+            ),
             "",
             "Each fake against the real video it was made from (same person, scene, encoder):",
             "",
@@ -613,7 +670,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--widths", type=int, nargs="+", default=[24, 32, 64, 128, 256])
-    ap.add_argument("--init", type=Path, help="warm start: a best.pt of an earlier run (new schedule)")
+    ap.add_argument(
+        "--init", type=Path, help="warm start (new schedule): a best.pt of an earlier run, or face_swap .safetensors"
+    )
+    ap.add_argument("--mouth", type=float, default=0.0, help="share of fakes that re-render the lower face only")
     args = ap.parse_args()
     if args.stage in ("prep", "all"):
         prep(args.work)
@@ -626,6 +686,7 @@ def main() -> None:
             eval_every=args.eval_every,
             widths=args.widths,
             init=args.init,
+            mouth=args.mouth,
         )
     if args.stage in ("final", "all"):
         final(

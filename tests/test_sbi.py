@@ -120,3 +120,39 @@ def test_perturb_alters_the_copy_but_keeps_its_format() -> None:
     out = sbi.perturb(img, np.random.default_rng(2))
     assert out.shape == img.shape and out.dtype == np.uint8
     assert np.abs(out.astype(int) - img.astype(int)).mean() > 1
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_mouth_mask_covers_the_mouth_and_spares_the_eyes(seed: int) -> None:
+    m = sbi.mouth_mask((SIZE, SIZE), LMS, np.random.default_rng(seed))
+    assert m.dtype == np.float32 and set(np.unique(m)) <= {0.0, 1.0}
+    for x, y in LMS[3:].astype(int):
+        assert m[y, x] == 1.0  # both mouth corners inside
+    assert m[: int(LMS[:2, 1].max()) + 1].sum() == 0  # nothing at or above the eyes
+    assert 0.03 < m.mean() < 0.35
+
+
+def test_mouth_blend_re_renders_the_lower_face_only() -> None:
+    img = _face_image()
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        fake, mask = sbi.self_blend(img, LMS, rng, region="mouth")
+        diff = np.abs(fake.astype(int) - img.astype(int)).max(axis=2)
+        assert diff[mask == 0].max() <= 1  # the rest of the face and the background untouched
+        assert diff[mask > 0.9].mean() > 2  # the pasted region is the re-rendered copy
+        assert mask[:40].max() < 0.02  # the eye band (eyes at y=52) keeps its pixels
+    with pytest.raises(ValueError, match="region"):
+        sbi.self_blend(img, LMS, rng, region="nose")
+
+
+def test_make_pair_mixes_mouth_re_renders_in_at_the_asked_rate() -> None:
+    img = _face_image()
+    rng = np.random.default_rng(8)
+    lower = 0
+    for _ in range(40):
+        real, fake, mask = sbi.make_pair(img, LMS, rng, augment=False, mouth=0.5)
+        if mask[:40].max() < 0.02:  # a lower-face re-render: the twins agree above the mouth, differ on it
+            lower += 1
+            assert np.abs(real[:32].astype(int) - fake[:32].astype(int)).max() <= 2
+            assert np.abs(real.astype(int) - fake.astype(int))[mask > 0.9].mean() > 1
+    assert 10 < lower < 30

@@ -4,6 +4,9 @@ A real aligned face crop and its 5 landmarks give a pair: the crop itself (label
 copy blended with a perturbed version of itself through a randomised, softened face-shaped
 mask (label 1). Both then go through the *same* random degradation (resize, blur, JPEG) so
 the only difference the network can learn is the blend. After Shiohara & Yamasaki, CVPR 2022.
+
+A second kind of fake re-renders only the lower face (mouth, chin) at a lower resolution and pastes it
+back, as lip-sync and expression re-enactment methods (Wav2Lip, Face2Face, NeuralTextures) do.
 """
 
 from __future__ import annotations
@@ -80,6 +83,43 @@ def soften(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(mask, 0.0, 1.0)
 
 
+def mouth_mask(shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A hard (0/1) lower-face mask from 5 landmarks: an ellipse over mouth and chin, or everything between
+    the cheeks from about the nose down to the chin (the box Wav2Lip-style generators re-render)."""
+    h, w = shape
+    lm = np.asarray(landmarks, np.float64)
+    eye, mouth, d_ee, d_em = _axes(lm)
+    d_ee, d_em = max(d_ee, 2.0), max(d_em, 2.0)
+    down = (mouth - eye) / d_em
+    mask = np.zeros((h, w), np.uint8)
+    if rng.random() < 0.5:
+        centre = mouth + down * d_em * rng.uniform(0.0, 0.25)
+        width = max(float(np.linalg.norm(lm[4] - lm[3])), 4.0)
+        axes = (width * rng.uniform(0.8, 1.3), d_em * rng.uniform(0.45, 0.8))
+        angle = float(np.degrees(np.arctan2(down[1], down[0]))) - 90
+        cv2.ellipse(mask, (round(centre[0]), round(centre[1])), (round(axes[0]), round(axes[1])), angle, 0, 360, 1, -1)
+    else:
+        side = np.array([-down[1], down[0]])
+        top = lm[2] + down * d_em * rng.uniform(-0.1, 0.25)
+        bottom = mouth + down * d_em * rng.uniform(0.7, 1.1)
+        half = d_ee * rng.uniform(0.7, 1.1)
+        quad = np.array([top - side * half, top + side * half, bottom + side * half * 0.8, bottom - side * half * 0.8])
+        cv2.fillConvexPoly(mask, np.round(quad).astype(np.int32), 1)
+    return mask.astype(np.float32)
+
+
+def rerender(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A generator-like copy: rendered at 0.3-0.75x and re-enlarged, slight colour shift, sometimes sharpened."""
+    h, w = img.shape[:2]
+    s = rng.uniform(0.3, 0.75)
+    small = cv2.resize(img, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
+    up = cv2.INTER_CUBIC if rng.random() < 0.5 else cv2.INTER_LINEAR
+    x = cv2.resize(small, (w, h), interpolation=up).astype(np.float32) + rng.uniform(-6, 6, size=3).astype(np.float32)
+    if rng.random() < 0.4:
+        x = x + rng.uniform(0.3, 1.2) * (x - cv2.GaussianBlur(x, (0, 0), 1.0))
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
 def blend_mask(shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Face mask, deformed, softened and scaled by a random blend ratio: float32 in [0, 1]."""
     m = soften(deform(face_mask(shape, landmarks, rng), rng), rng)
@@ -112,18 +152,30 @@ def perturb(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def self_blend(
-    img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, *, paste_altered: bool | None = None
+    img: np.ndarray,
+    landmarks: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    paste_altered: bool | None = None,
+    region: str = "face",
 ) -> tuple[np.ndarray, np.ndarray]:
     """A self-blended fake from one real crop: ``(fake uint8, mask float32)``.
 
-    Either the altered copy is pasted into the original (``paste_altered``), or the original
-    into the altered copy (as in SBI; random when None); the mask marks where the pasted face shows.
+    ``region="face"``: either the altered copy is pasted into the original (``paste_altered``), or the
+    original into the altered copy (as in SBI; random when None); the mask marks where the pasted face
+    shows. ``region="mouth"``: a :func:`rerender` of the lower face pasted into the original.
     """
-    mask = blend_mask(img.shape[:2], landmarks, rng)
-    alt = perturb(img, rng)
-    if paste_altered is None:
-        paste_altered = bool(rng.random() < 0.5)
-    src, tgt = (alt, img) if paste_altered else (img, alt)
+    if region == "mouth":
+        mask = soften(deform(mouth_mask(img.shape[:2], landmarks, rng), rng), rng)
+        src, tgt = rerender(img, rng), img
+    elif region == "face":
+        mask = blend_mask(img.shape[:2], landmarks, rng)
+        alt = perturb(img, rng)
+        if paste_altered is None:
+            paste_altered = bool(rng.random() < 0.5)
+        src, tgt = (alt, img) if paste_altered else (img, alt)
+    else:
+        raise ValueError(f"unknown blend region {region!r} (face or mouth)")
     m = mask[..., None]
     fake = src.astype(np.float32) * m + tgt.astype(np.float32) * (1.0 - m)
     return np.clip(np.round(fake), 0, 255).astype(np.uint8), mask
@@ -177,13 +229,15 @@ def jitter(img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> 
 
 
 def make_pair(
-    img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, *, augment: bool = True
+    img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, *, augment: bool = True, mouth: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(real, fake, mask)``: a real crop and its self-blended fake under one shared degradation."""
+    """``(real, fake, mask)``: a real crop and its self-blended fake under one shared degradation; with
+    chance ``mouth`` the fake re-renders the lower face only."""
     if augment:
         img, landmarks = jitter(img, landmarks, rng)
         if rng.random() < 0.05:
             img = np.repeat(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-    fake, mask = self_blend(img, landmarks, rng)
+    region = "mouth" if mouth > 0 and rng.random() < mouth else "face"
+    fake, mask = self_blend(img, landmarks, rng, region=region)
     deg = Degradation.random(rng)
     return deg(img), deg(fake), mask
