@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+", help="files or folders (recursive)")
     s.add_argument("-o", "--output", default="results.jsonl", help="results JSONL (default: results.jsonl)")
     s.add_argument("--detectors", help="comma-separated detector names (default: all with weights)")
-    s.add_argument("--weights", action="append", help="use these weights, e.g. face_swap.sbi_v1 (repeatable)")
+    s.add_argument("--weights", action="append", help="use these weights, e.g. face_swap.sbi_v2 (repeatable)")
     s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     s.add_argument("--no-resume", action="store_true", help="rescan files already in the results")
     s.add_argument("--csv", help="also export a table as CSV")

@@ -1,6 +1,6 @@
 """Weights registry and loader: safetensors plus a card, full sha256 checked on every load.
 
-A weights id is ``detector.tag`` (``face_swap.sbi_v1``). Sources, in resolution order: an
+A weights id is ``detector.tag`` (``face_swap.sbi_v2``). Sources, in resolution order: an
 explicit local path, the user's cache (``$FORENSICS_HOME/weights`` or the platform cache dir,
 where fine-tuned, imported and downloaded weights live), the weights shipped in ``models/``,
 and registered URLs (downloaded, verified, then cached). Pickles are never loaded implicitly.

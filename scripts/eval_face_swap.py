@@ -136,7 +136,7 @@ def report(name: str, results: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", default=None, help="weights name or path (default: face_swap.sbi_v1)")
+    ap.add_argument("--weights", default=None, help="weights name or path (default: face_swap.sbi_v2)")
     ap.add_argument("--csv", type=Path, help="path,label[,source] rows instead of the shared validation split")
     ap.add_argument("--reencode", nargs="*", default=[], choices=[k for k in VARIANTS if k != "orig"])
     ap.add_argument("--seconds", type=float, default=None, help="score only the first N seconds of each video")

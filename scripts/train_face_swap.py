@@ -6,7 +6,7 @@ Stages (each cached/resumable under --work, never in the repo):
   train  self-blended images (forensics.train.sbi) from the training crops; checkpoint every epoch.
   final  calibrate on validation units, measure frame/video AUC per source, write models/face_swap.<tag>.*
 
-    python scripts/train_face_swap.py --stage all --steps 900 --eval-every 150              # sbi_v1
+    python scripts/train_face_swap.py --stage all --steps 900 --eval-every 150 --tag sbi_v1  # sbi_v1
     # sbi_v2: sbi_v1 (from git history) fine-tuned on lower-face re-renders only
     git show 881db3f:models/face_swap.sbi_v1.safetensors > /tmp/sbi_v1.safetensors
     python scripts/train_face_swap.py --stage train --init /tmp/sbi_v1.safetensors --steps 400 --lr 1e-3 \
@@ -432,7 +432,7 @@ def train(
 
 # -- calibration, metrics, weights ------------------------------------------------------------
 
-TAG = "sbi_v1"
+TAG = "sbi_v2"
 LICENCE = (
     "code Apache-2.0; weights research-only (trained on research-only faces: LFW, VoxCeleb2, LRS2, MEAD,"
     " scraped celebrity photos without licence)"
@@ -653,7 +653,8 @@ def human_card(card: dict, path: Path) -> str:
             "",
             "- Trained on ~1,400 real face crops with only 5 landmarks (ellipse/hull masks, not 68/81-point hulls),"
             " at 128 px, on one CPU thread for tens of minutes: far from the SBI paper's EfficientNet-B4 at 380 px.",
-            "- Lip-sync fakes (HyperLips) alter only the mouth: out of scope for this detector (see lip_sync).",
+            "- Lip-sync fakes (HyperLips) re-render only the mouth: lower-face re-render self-blends (recipe share"
+            " above) help there only a little (see the table); lip_sync checks the mouth against the speech.",
             "- The 1% FPR threshold rests on few real validation videos, so it is effectively their maximum score.",
             "",
         ]

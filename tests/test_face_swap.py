@@ -30,9 +30,9 @@ def _one_thread() -> Iterator[None]:
 
 
 def _shipped_card() -> dict:
-    path = MODELS / "face_swap.sbi_v1.json"
+    path = MODELS / "face_swap.sbi_v2.json"
     if not path.exists():
-        pytest.skip("face_swap.sbi_v1 weights are not built yet")
+        pytest.skip("face_swap.sbi_v2 weights are not built yet")
     return json.loads(path.read_text())
 
 
@@ -116,7 +116,7 @@ def test_card_carries_preprocessing_and_calibration() -> None:
 def test_shipped_weights_score_an_image_face(detector: FaceSwapDetector, media_dir: Path) -> None:
     res = detector.detect(media_dir / "face.jpg")
     assert res.status == "ok", res.reason
-    assert 0.0 <= res.score <= 1.0 and res.weights.startswith("face_swap.sbi_v1@")
+    assert 0.0 <= res.score <= 1.0 and res.weights.startswith("face_swap.sbi_v2@")
     seg = res.segments[0]
     x1, y1, x2, y2 = seg.box
     assert 150 < (x1 + x2) / 2 < 300 and 50 < (y1 + y2) / 2 < 200  # the astronaut's face
@@ -174,7 +174,7 @@ def test_explain_maps_the_heatmap_onto_the_face_box(detector: FaceSwapDetector, 
 
 
 def test_self_blended_fake_scores_above_its_real(detector: FaceSwapDetector) -> None:
-    """The network separates synthetic blends from their sources on a face it never saw."""
+    """The network separates the self-blends of its recipe from their sources on a face it never saw."""
     from skimage import data
 
     from forensics.media.faces import default_face_detector
@@ -182,10 +182,11 @@ def test_self_blended_fake_scores_above_its_real(detector: FaceSwapDetector) -> 
     img = data.astronaut()
     box, score, lms = default_face_detector().detect(img)[0]
     crop, crop_lms = face_crop(img, Face(0, 0.0, box, score, lms), detector.preprocessing)
+    mouth = _shipped_card()["recipe"].get("lower_face_rerender_share", 0.0)  # sbi_v2: lower-face re-renders only
     rng = np.random.default_rng(0)
     reals, fakes = [], []
     for _ in range(16):
-        r, f, _ = make_pair(crop, crop_lms, rng, augment=False)
+        r, f, _ = make_pair(crop, crop_lms, rng, augment=False, mouth=mouth)
         reals.append(r)
         fakes.append(f)
     lg = detector.forward(normalize(np.stack(reals + fakes), detector.preprocessing))

@@ -32,7 +32,7 @@ def list_detectors() -> list[str]:
 
 
 def create_detector(name: str, weights: str | None = None, **kwargs: Any) -> Any:
-    """Build a detector by name. ``weights`` is a tag (``sbi_v1``), a full name or a path."""
+    """Build a detector by name. ``weights`` is a tag (``sbi_v2``), a full name or a path."""
     cls = get_detector_class(name)
     if weights is not None and "." not in str(weights) and "/" not in str(weights):
         weights = f"{name}.{weights}"

@@ -60,7 +60,7 @@ class FaceSwapDetector(Detector):
         name="face_swap",
         kinds=("image", "video"),
         unit="face",
-        default_weights="sbi_v1",
+        default_weights="sbi_v2",
         aggregation="track_max",
         sample_fps=2.0,
         description="blending-boundary CNN trained on self-blended real faces (face swap, face re-rendering)",
