@@ -558,7 +558,11 @@ def final(work: Path, *, widths: list[int], tag: str, command: str) -> Path:
                 for variant, res in r.items()
             },
         }
-    path = save_weights(tensors, card, Path(__file__).resolve().parents[1] / "models")
+    models = Path(__file__).resolve().parents[1] / "models"
+    old = models / f"face_swap.{tag}.json"  # re-running final keeps the version's hand-written history
+    if old.exists() and (notes := json.loads(old.read_text()).get("notes")):
+        card["notes"] = notes
+    path = save_weights(tensors, card, models)
     path.with_suffix(".md").write_text(human_card(card, path))
     print(json.dumps({"calibration": calibration, "metrics": card["metrics"]}, indent=1))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
@@ -657,6 +661,7 @@ def human_card(card: dict, path: Path) -> str:
             " above) help there only a little (see the table); lip_sync checks the mouth against the speech.",
             "- The 1% FPR threshold rests on few real validation videos, so it is effectively their maximum score.",
             "",
+            *([card["notes"], ""] if card.get("notes") else []),  # hand-written history kept in the card
         ]
     )
 
