@@ -237,7 +237,7 @@ def make_pair(
         img, landmarks = jitter(img, landmarks, rng)
         if rng.random() < 0.05:
             img = np.repeat(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-    region = "mouth" if mouth > 0 and rng.random() < mouth else "face"
+    region = "mouth" if mouth > 0 and rng.random() < mouth else "face"  # no draw at 0: whole-face streams unchanged
     fake, mask = self_blend(img, landmarks, rng, region=region)
     deg = Degradation.random(rng)
     return deg(img), deg(fake), mask
