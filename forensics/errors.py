@@ -19,6 +19,10 @@ class CorruptMediaError(MediaError):
     """The content claims a supported format but cannot be decoded."""
 
 
+class NotRegularFileError(MediaError):
+    """The path is a named pipe, socket, device or folder: reading it could block or never end."""
+
+
 class MediaTooLargeError(MediaError):
     """The media exceeds a safety limit (pixels per image, frames per file, bytes)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,7 +14,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from forensics.errors import CorruptMediaError, MediaError, MediaTooLargeError, UnsupportedMediaError
+from forensics.errors import (
+    CorruptMediaError,
+    MediaError,
+    MediaTooLargeError,
+    NotRegularFileError,
+    UnsupportedMediaError,
+)
 from forensics.media.sniff import sniff
 
 
@@ -69,12 +76,47 @@ class MediaInfo:
         return asdict(self)
 
 
+_NOT_REGULAR = {
+    stat.S_IFIFO: "named pipe",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFDIR: "folder",
+}
+
+
+def not_regular(mode: int) -> str | None:
+    """What a ``stat`` mode is in words when it is not a regular file ("named pipe", …), else ``None``."""
+    return None if stat.S_ISREG(mode) else _NOT_REGULAR.get(stat.S_IFMT(mode), "special file")
+
+
+def regular_size(path: str | Path) -> int:
+    """Size in bytes of a regular file (links followed), checked without opening it.
+
+    Raises :class:`NotRegularFileError` for a pipe, socket, device or folder: opening one can block
+    for ever or read without end. ``OSError`` (missing file, link loop, no permission) passes through.
+    """
+    st = os.stat(path)
+    kind = not_regular(st.st_mode)
+    if kind is not None:
+        raise NotRegularFileError(f"not a regular file: {kind}")
+    return st.st_size
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Full sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
+    """sha256 of a regular file's bytes as it was when opened: a file still growing is hashed up to the
+    size it had then, so the read always ends. Opening never blocks (a pipe raises :class:`NotRegularFileError`)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        kind = not_regular(st.st_mode)
+        if kind is not None:
+            raise NotRegularFileError(f"not a regular file: {kind}")
+        h = hashlib.sha256()
+        left = st.st_size
+        while left > 0 and (block := fh.read(min(chunk, left))):
             h.update(block)
+            left -= len(block)
     return h.hexdigest()
 
 
@@ -535,10 +577,8 @@ def open_media(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS)
     p = Path(path)
     if not p.exists():
         raise MediaError(f"no such file: {p}")
-    if p.is_dir():
-        raise MediaError(f"is a directory, not a media file: {p}")
     try:
-        size = p.stat().st_size
+        size = regular_size(p)
     except OSError as exc:
         raise MediaError(f"cannot stat file: {exc}") from exc
     if size == 0:
