@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from forensics.errors import DetectorError, ForensicsError, SkipDetection
+from forensics.errors import DetectorError, ForensicsError, SkipDetection, WeightsNotFoundError
 from forensics.results import DetectionResult, Segment
 
 UNITS = ("face", "frame", "audio_window", "av_window")
@@ -163,6 +163,7 @@ class Detector(ABC):
         self.batch_size = batch_size
         self._loaded: Any = None
         self._model: Any = None
+        self._entry: Any = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(weights={self.weights!r}, device={self.device!r})"
@@ -170,7 +171,7 @@ class Detector(ABC):
     def __getstate__(self) -> dict[str, Any]:
         """Pickle parameters only: the receiving process loads and verifies the weights itself."""
         state = dict(self.__dict__)
-        state["_loaded"] = state["_model"] = None
+        state["_loaded"] = state["_model"] = state["_entry"] = None
         return state
 
     # -- weights ---------------------------------------------------------------------
@@ -182,7 +183,27 @@ class Detector(ABC):
 
     @property
     def card(self) -> dict[str, Any]:
-        return self.loaded_weights.card
+        """The weights card: read from the registry entry, so asking costs no tensor loading."""
+        return self._loaded.card if self._loaded is not None else self.weights_entry().card
+
+    def weights_entry(self) -> Any:
+        """The :class:`~forensics.weights.WeightsEntry` of ``weights`` (resolved once, tensors not read).
+
+        Raises :class:`WeightsNotFoundError` when its file is missing and :class:`DetectorError` when the
+        card names another detector, so a wrong name fails before any file is scanned.
+        """
+        if self._entry is None:
+            from forensics.weights import resolve, sha256_file
+
+            entry = resolve(self.weights)
+            if entry.path is None or not entry.path.is_file():
+                raise WeightsNotFoundError(f"weights file of {entry.name} not found: {entry.path}")
+            det = entry.card.get("detector", entry.name.split(".", 1)[0])
+            if det != self.spec.name:
+                raise DetectorError(f"weights {entry.name} are for detector {det!r}, not {self.spec.name!r}")
+            entry.sha256 = entry.sha256 or sha256_file(entry.path)  # a bare path's card may record none
+            self._entry = entry
+        return self._entry
 
     @property
     def model(self) -> Any:
@@ -220,7 +241,12 @@ class Detector(ABC):
 
     @property
     def weights_id(self) -> str:
-        return self.loaded_weights.id
+        """``name@sha256[:12]``; before loading, the sha256 the registry records (the full file is
+        checked against it when the tensors load)."""
+        if self._loaded is not None:
+            return self._loaded.id
+        entry = self.weights_entry()
+        return f"{entry.name}@{entry.sha256[:12]}"
 
     @property
     def calibration(self) -> dict[str, Any]:
@@ -233,8 +259,7 @@ class Detector(ABC):
     @property
     def aggregation_name(self) -> str:
         """The aggregation in use: the constructor's, else the card's, else the spec's."""
-        card = self._loaded.card.get("calibration", {}) if self._loaded is not None else {}
-        return self.aggregation or card.get("aggregation") or self.spec.aggregation
+        return self.aggregation or self.calibration.get("aggregation") or self.spec.aggregation
 
     @property
     def preprocessing(self) -> dict[str, Any]:
