@@ -36,7 +36,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     )
 
     from forensics.errors import ForensicsError
-    from forensics.report import export
+    from forensics.media import Limits
+    from forensics.report import export, frame, read_records
     from forensics.scan import Isolation, build_detectors, default_workers, scan
 
     con = _console()
@@ -65,20 +66,20 @@ def cmd_scan(args: argparse.Namespace) -> int:
         iso = None
         if args.workers != 0 and args.engine == "local":
             iso = Isolation(workers=args.workers or default_workers(), timeout_s=args.timeout, memory_mb=args.memory_mb)
+        limits = Limits(max_bytes=args.max_bytes)
         for _ in scan(args.paths, detectors=dets, output=out, resume=not args.no_resume, progress=progress,
-                      isolation=iso, engine=args.engine, address=args.address):  # fmt: skip
+                      isolation=iso, engine=args.engine, address=args.address, limits=limits):  # fmt: skip
             pass  # each report is already appended to the results file
+    records = list(read_records(out))  # read once for the exports, the summary and the exit code
+    table = frame(records)
     for target in filter(None, [args.csv, args.parquet]):
-        export(out, target)
+        export(table, target)
         con.print(f"wrote {target}")
     if args.html:
         from forensics.report.html import write_html
 
         con.print(f"wrote {write_html(out, Path(args.html))}")
-    _summary(out, con)
-    from forensics.report import read_records
-
-    records = list(read_records(out))
+    _summary(table, out, con)
     code = 0
     if any((r.get("verdict") or {}).get("label") == "fake" for r in records):
         code |= EXIT_FLAGGED
@@ -87,12 +88,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return code
 
 
-def _summary(results: Path, con: Any, top: int = 10) -> None:
+def _summary(df: Any, results: Path, con: Any, top: int = 10) -> None:
+    """Verdict counts, detector statuses and the most suspicious files of a results table."""
     from rich.table import Table
 
-    from forensics.report import load_results
-
-    df = load_results(results)
     if df.empty:
         con.print("no files scanned")
         return
@@ -272,6 +271,19 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
 # -- parser ----------------------------------------------------------------------------------
 
 
+def _size(text: str) -> int:
+    """Bytes from ``123``, ``500M``, ``16G`` or ``1.5T`` (powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B")
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 16G)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from forensics import __version__
 
@@ -298,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per file (default 900)")
     s.add_argument("--memory-mb", type=int, default=6144, help="memory cap per worker in MB (default 6144)")
+    s.add_argument(
+        "--max-bytes",
+        type=_size,
+        default="16G",
+        help="files larger than this get an error record, unread: bytes or with K/M/G/T (default 16G)",
+    )
     s.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes or a Ray cluster")
     s.add_argument("--address", help="Ray cluster address HOST:PORT (default: start a local Ray)")
     s.set_defaults(func=cmd_scan)

@@ -1,26 +1,37 @@
 """Score one file (:func:`analyze`) or every file under folders (:func:`scan`), resumably.
 
 Results are appended to a JSONL file one record per file as soon as the file is done; a re-run
-skips files whose content hash was already scanned with the same detectors and weights.
+skips paths already recorded with the same detectors and weights, and files whose content hash was.
+Nothing in the scanning process itself opens a file: discovery only calls ``stat`` (a named pipe,
+socket or device gets a ``skipped`` record unopened), and hashing happens where the file's time limit
+applies (in the worker), bounded by the size the file had when opened.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from forensics.detectors import create_detector, list_detectors
 from forensics.detectors.base import Detector, library_version
-from forensics.errors import DetectorError, ForensicsError, UnsupportedMediaError, WeightsNotFoundError
+from forensics.errors import (
+    DetectorError,
+    ForensicsError,
+    NotRegularFileError,
+    UnsupportedMediaError,
+    WeightsNotFoundError,
+)
 from forensics.media import DEFAULT_LIMITS, Limits, file_sha256, open_media
+from forensics.media.core import regular_size
 from forensics.media.sniff import MEDIA_SUFFIXES
 from forensics.report.jsonl import append_record, read_records, repair
 from forensics.results import DetectionResult, MediaReport, Status, Verdict, decide
@@ -54,7 +65,8 @@ def build_detectors(
     """Detector instances from names (default: every registered detector with shipped weights).
 
     ``weights`` lists ``detector.tag`` names (or paths) that replace a detector's default weights.
-    Weights are loaded and verified here, so a bad name fails before any file is scanned.
+    Weights are resolved here, so a bad name fails before any file is scanned; their tensors load
+    (full sha256 checked) only once a file needs scoring, so a resumed scan with nothing new loads none.
     """
     chosen: dict[str, str | None] = {}
     for w in _split(weights):
@@ -68,7 +80,7 @@ def build_detectors(
         for n in names:
             det = create_detector(n, chosen.get(n), device=device)
             try:
-                det.load()
+                det.weights_entry()
             except WeightsNotFoundError:
                 continue
             out.append(det)
@@ -78,7 +90,7 @@ def build_detectors(
     out = []
     for d in detectors if not isinstance(detectors, str) else _split(detectors):
         det = d if isinstance(d, Detector) else create_detector(d, chosen.get(d), device=device)
-        det.load()
+        det.weights_entry()
         out.append(det)
     return out
 
@@ -113,11 +125,66 @@ def _all_instances(detectors: Any) -> bool:
     return isinstance(detectors, (list, tuple)) and bool(detectors) and all(isinstance(d, Detector) for d in detectors)
 
 
-def _analyze(path: Path, dets: list[Detector], limits: Limits, sha: str | None = None) -> MediaReport:
+@dataclass(frozen=True)
+class Entry:
+    """A discovered path as ``stat`` sees it: its size, or the status and reason of the record it gets
+    without being opened (``skipped``: not a regular file; ``error``: broken link, unreadable, too large)."""
+
+    path: Path
+    size: int = 0
+    status: Status | None = None
+    reason: str | None = None
+
+
+def inspect_entry(path: Path, limits: Limits = DEFAULT_LIMITS) -> Entry:
+    """Classify ``path`` with ``stat`` alone (links followed, nothing opened), so no entry can block."""
     try:
-        sha = sha or file_sha256(path)
+        size = regular_size(path)
+    except NotRegularFileError as exc:
+        if path.is_symlink() and path.is_dir():
+            return Entry(path, status="skipped", reason="symbolic link to a folder (folder links are not followed)")
+        return Entry(path, status="skipped", reason=str(exc))
     except OSError as exc:
-        return _file_error(path, None, f"cannot read file: {exc.strerror or exc}", dets, {})
+        if exc.errno == errno.ELOOP:
+            return Entry(path, status="error", reason="cannot read file: symbolic link loop")
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            return Entry(
+                path, status="error", reason=f"cannot read file: dangling symbolic link to {os.readlink(path)}"
+            )
+        return Entry(path, status="error", reason=f"cannot read file: {exc.strerror or exc}")
+    if size > limits.max_bytes:
+        reason = f"file is {_human(size)}, over the {_human(limits.max_bytes)} limit (max_bytes); not read"
+        return Entry(path, size, "error", reason)
+    return Entry(path, size)
+
+
+def _human(n: float) -> str:
+    """Bytes in words: ``50 GiB``, ``2 MiB``, ``812 B``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} TiB"
+
+
+def _checked_sha256(path: Path, limits: Limits) -> tuple[str | None, Entry]:
+    """The file's sha256 (``None`` when it cannot be read) and its :class:`Entry`, whose status says why."""
+    entry = inspect_entry(path, limits)
+    if entry.status is not None:
+        return None, entry
+    try:
+        return file_sha256(path), entry
+    except NotRegularFileError as exc:  # replaced by a pipe since it was inspected
+        return None, Entry(path, status="skipped", reason=str(exc))
+    except OSError as exc:
+        return None, Entry(path, status="error", reason=f"cannot read file: {exc.strerror or exc}")
+
+
+def _analyze(path: Path, dets: list[Detector], limits: Limits, sha: str | None = None) -> MediaReport:
+    if sha is None:
+        sha, entry = _checked_sha256(path, limits)
+        if entry.status is not None:
+            return _file_error(path, None, entry.reason or entry.status, dets, {}, status=entry.status)
     try:
         media = open_media(path, limits=limits)
     except UnsupportedMediaError as exc:
@@ -181,16 +248,19 @@ def _glibc() -> Any:
 def discover(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *, exclude: Iterable[Path] = ()
 ) -> list[Path]:
-    """Every file under the given files/folders, recursively, sorted; symlinked folders are not followed."""
+    """Every entry under the given files/folders, recursively, sorted: files, and anything else that is not
+    a folder (pipes, sockets, devices, links) so that each gets a record. Symlinked folders are listed, not
+    followed. Only directory listings are read: nothing is opened or stat-ed beyond what ``os.walk`` does."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     skip = {Path(p).resolve() for p in exclude}
     found: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
+        if p.is_dir():  # a folder named on the command line is followed even through a link
             for root, dirs, files in os.walk(p, followlinks=False):
-                dirs.sort()
-                found.extend(Path(root) / f for f in sorted(files))
+                links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+                dirs[:] = sorted(d for d in dirs if d not in links)
+                found.extend(Path(root) / f for f in sorted(files + links))
         else:
             found.append(p)
     return [f for f in found if _resolved(f) not in skip]
@@ -241,16 +311,23 @@ def scan(
     address: str | None = None,
     progress: Callable[[ScanEvent], None] | None = None,
 ) -> Iterator[MediaReport]:
-    """Yield a report per file found under ``paths``; append each to ``output`` (JSONL) as it finishes.
+    """Yield a report per entry found under ``paths``; append each to ``output`` (JSONL) as it finishes.
 
-    With ``resume``, files whose sha256 was already scanned with the same detectors and weights
-    are not scored again; a copy of an already-scanned file at a new path gets its own record.
-    ``isolation`` runs every file in a worker process with a time limit and a memory cap, so a
-    decoder crash, hang or memory blow-up becomes that file's ``error`` record (default: in
-    process). ``engine="ray"`` distributes files over a Ray cluster (``address``; local if None).
+    With ``resume``, paths already recorded with the same detectors and weights are not looked at again
+    (when all are, no weights are loaded), and files whose sha256 was already scored get their own record
+    copied from it. Entries that are not regular files, broken links and files over ``limits.max_bytes``
+    get their record at once, unopened. ``isolation`` runs every file in a worker process with a time
+    limit and a memory cap, so a decoder crash, hang or memory blow-up becomes that file's ``error``
+    record (default: in process). ``engine="ray"`` distributes files over a Ray cluster (``address``;
+    local if None). Files are taken smallest first by one worker and largest first by the others, so
+    short files never wait behind long ones and no long file starts last.
     """
-    dets = detectors if _all_instances(detectors) else build_detectors(detectors, weights=weights, device=device)
-    sig = signature(dets)  # type: ignore[arg-type]
+    if engine not in ("local", "ray"):
+        raise ForensicsError(f"unknown engine {engine!r}: use local or ray")
+    dets: list[Detector] = (
+        list(detectors) if _all_instances(detectors) else build_detectors(detectors, weights=weights, device=device)
+    )  # type: ignore[arg-type]
+    sig = signature(dets)
     out = Path(output) if output is not None else None
     files = discover(paths, exclude=[out] if out else [])
     done_paths: set[str] = set()
@@ -267,10 +344,11 @@ def scan(
     emit = progress or (lambda e: None)
     emit(ScanEvent("start", 0, len(files)))
     count = 0
-    copies: deque[tuple[Path, dict[str, Any]]] = deque()  # already-scanned content met while feeding
 
     def finish(f: Path, rec: dict[str, Any]) -> MediaReport:
         nonlocal count
+        if rec.get(_KNOWN):  # content already scored: a record of its own, copied from the first
+            rec = dict(by_sha[rec["sha256"]], path=str(f), duplicate_of=by_sha[rec["sha256"]]["path"])
         count += 1
         if out is not None:
             append_record(out, rec | {"signature": sig})
@@ -278,44 +356,65 @@ def scan(
         emit(ScanEvent("file", count, len(files), f, report))
         return report
 
-    def feed() -> Iterator[tuple[Path, str | None]]:
-        """Files to score, hashed one at a time as workers ask for them (scoring starts at once)."""
-        nonlocal count
-        for f in files:
-            if str(f) in done_paths:
-                count += 1
-                emit(ScanEvent("resumed", count, len(files), f))
-                continue
-            sha = None
-            with contextlib.suppress(OSError):
-                sha = file_sha256(f)
-            if sha is not None and sha in by_sha:
-                copies.append((f, dict(by_sha[sha], path=str(f), duplicate_of=by_sha[sha]["path"])))
-                continue
-            yield f, sha
-
-    todo = feed()
-    if engine == "ray":
-        results = _run_ray(todo, dets, limits, address, isolation or Isolation(workers=default_workers()))  # type: ignore[arg-type]
-    elif engine != "local":
-        raise ForensicsError(f"unknown engine {engine!r}: use local or ray")
-    elif isolation is None:
-        results = ((f, _timed(f, dets, limits, sha)) for f, sha in todo)  # type: ignore[arg-type]
-    else:
-        results = _run_workers(todo, dets, limits, isolation)  # type: ignore[arg-type]
-    for f, rec in results:
-        while copies:
-            yield finish(*copies.popleft())
-        yield finish(f, rec)
-    while copies:
-        yield finish(*copies.popleft())
+    todo: list[Entry] = []
+    for f in files:
+        if str(f) in done_paths:
+            count += 1
+            emit(ScanEvent("resumed", count, len(files), f))
+            continue
+        entry = inspect_entry(f, limits)
+        if entry.status is None:
+            todo.append(entry)
+        else:  # a pipe, a device, a broken link, a file over the byte limit: recorded unopened
+            yield finish(f, _file_error(f, None, entry.reason or "", dets, {}, status=entry.status).to_dict())
+    if todo:
+        queue = _SizeQueue(todo)
+        if engine == "ray":
+            results = _run_ray(queue, dets, limits, address, isolation or Isolation(workers=default_workers()), by_sha)
+        elif isolation is None:
+            for d in dets:
+                d.load()
+            results = ((f, _timed(f, dets, limits, by_sha)) for f in iter(lambda: queue.take(smallest=True), None))
+        else:
+            results = _run_workers(queue, dets, limits, isolation, by_sha)
+        for f, rec in results:
+            yield finish(f, rec)
     emit(ScanEvent("done", len(files), len(files)))
 
 
-def _timed(f: Path, dets: list[Detector], limits: Limits, sha: str | None) -> dict[str, Any]:
+_KNOWN = "_content_already_scanned"  # marks a worker's answer for a file whose sha256 was scored before
+
+
+class _SizeQueue:
+    """Files to score, by size: :meth:`take` gives the smallest or the largest left, ``None`` when empty.
+
+    One worker takes the smallest (short files never wait behind long ones; the first results come at
+    once), the others the largest (a long file never starts last and holds the scan's end alone)."""
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        self._items = deque(e.path for e in sorted(entries, key=lambda e: e.size))
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def take(self, *, smallest: bool) -> Path | None:
+        if not self._items:
+            return None
+        return self._items.popleft() if smallest else self._items.pop()
+
+
+def _timed(f: Path, dets: list[Detector], limits: Limits, known: Collection[str] = ()) -> dict[str, Any]:
+    """Hash and score one file (in a worker: within its time limit) into a record; for content whose sha256
+    is in ``known``, only ``{path, sha256, _KNOWN}``: the scan copies the earlier record."""
     t0 = time.perf_counter()
-    rec = _analyze(f, dets, limits, sha).to_dict()
-    return rec | {"elapsed_s": round(time.perf_counter() - t0, 3)}
+    sha, entry = _checked_sha256(f, limits)
+    if sha is not None and sha in known:
+        return {"path": str(f), "sha256": sha, _KNOWN: True}
+    if entry.status is not None:
+        report = _file_error(f, None, entry.reason or "", dets, {}, status=entry.status)
+    else:
+        report = _analyze(f, dets, limits, sha)
+    return report.to_dict() | {"elapsed_s": round(time.perf_counter() - t0, 3)}
 
 
 # -- isolated workers ------------------------------------------------------------------------
@@ -359,8 +458,8 @@ def _over_memory(pid: int, cap_mb: int) -> bool:
         return False
 
 
-def _worker_main(conn: Any, dets: list[Detector], limits: Limits, memory_mb: int) -> None:
-    """Worker loop: receive ``(path, sha)``, send back the record. Detectors are inherited (fork)."""
+def _worker_main(conn: Any, dets: list[Detector], limits: Limits, memory_mb: int, known: Collection[str]) -> None:
+    """Worker loop: receive a path, send back its record. Detectors and ``known`` are inherited (fork)."""
     import faulthandler
 
     faulthandler.disable()  # a crash is reported by the parent as that file's error, not as a dump
@@ -387,29 +486,30 @@ def _worker_main(conn: Any, dets: list[Detector], limits: Limits, memory_mb: int
             return
         if task is None:
             return
-        path, sha = task
+        path = Path(task)
         try:
-            rec = _timed(Path(path), dets, limits, sha)
+            rec = _timed(path, dets, limits, known)
         except MemoryError:
-            rec = _file_error(Path(path), sha, f"out of memory (over the {memory_mb} MB cap)", dets, {}).to_dict()
+            rec = _file_error(path, None, f"out of memory (over the {memory_mb} MB cap)", dets, {}).to_dict()
         except Exception as exc:  # report it as this file's error, keep the worker
-            rec = _file_error(Path(path), sha, f"{type(exc).__name__}: {exc}", dets, {}).to_dict()
+            rec = _file_error(path, None, f"{type(exc).__name__}: {exc}", dets, {}).to_dict()
         conn.send(rec)
 
 
 class _Worker:
-    def __init__(self, ctx: Any, dets: list[Detector], limits: Limits, iso: Isolation) -> None:
+    def __init__(self, ctx: Any, dets: list[Detector], limits: Limits, iso: Isolation, known: Collection[str]) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, dets, limits, iso.memory_mb), daemon=True)
+        args = (child, dets, limits, iso.memory_mb, known)
+        self.proc = ctx.Process(target=_worker_main, args=args, daemon=True)
         self.proc.start()
         child.close()
-        self.task: tuple[Path, str | None] | None = None
+        self.task: Path | None = None
         self.started = 0.0
 
-    def assign(self, task: tuple[Path, str | None]) -> None:
+    def assign(self, task: Path) -> None:
         self.task = task
         self.started = time.monotonic()
-        self.conn.send((str(task[0]), task[1]))
+        self.conn.send(str(task))
 
     def kill(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -418,52 +518,29 @@ class _Worker:
         self.conn.close()
 
 
-class _Lookahead:
-    """An iterator that can say whether another item is coming (``bool``) without losing it."""
-
-    _EMPTY = object()
-
-    def __init__(self, items: Iterable[Any]) -> None:
-        self._it = iter(items)
-        self._next: Any = self._EMPTY
-
-    def __bool__(self) -> bool:
-        if self._next is self._EMPTY:
-            self._next = next(self._it, self._EMPTY)
-        return self._next is not self._EMPTY
-
-    def popleft(self) -> Any:
-        if not self:
-            raise IndexError("no more items")
-        item, self._next = self._next, self._EMPTY
-        return item
-
-
 def _run_workers(
-    todo: Iterable[tuple[Path, str | None]], dets: list[Detector], limits: Limits, iso: Isolation
+    queue: _SizeQueue, dets: list[Detector], limits: Limits, iso: Isolation, known: Collection[str]
 ) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Score files in ``iso.workers`` forked processes; a crash, hang or memory blow-up costs one file."""
+    """Score files in ``iso.workers`` forked processes; a crash, hang or memory blow-up costs one file.
+    Worker 0 takes the smallest file left, the others the largest."""
     import multiprocessing as mp
     from multiprocessing.connection import wait
 
     ctx = mp.get_context("fork")
     for d in dets:
         d.warm_up()  # load weights and helpers once in the parent; workers inherit them copy-on-write
-    queue = _Lookahead(todo)
-    if not queue:
-        return
-    pool = [_Worker(ctx, dets, limits, iso) for _ in range(iso.workers)]
+    pool = [_Worker(ctx, dets, limits, iso, known) for _ in range(iso.workers)]
     try:
         while queue or any(w.task for w in pool):
-            for w in pool:
+            for i, w in enumerate(pool):
                 if w.task is None and queue:
-                    w.assign(queue.popleft())
+                    w.assign(queue.take(smallest=i == 0))  # type: ignore[arg-type]
             busy = [w for w in pool if w.task is not None]
             ready = wait([w.conn for w in busy], timeout=0.25)
             for i, w in enumerate(pool):
                 if w.task is None:
                     continue
-                f, sha = w.task
+                f = w.task
                 reason = None
                 if w.conn in ready:
                     try:
@@ -484,8 +561,8 @@ def _run_workers(
                     reason = f"out of memory (over the {iso.memory_mb} MB cap)"
                 if reason is not None:
                     w.kill()
-                    yield f, _file_error(f, sha, reason, dets, {}).to_dict()
-                    pool[i] = _Worker(ctx, dets, limits, iso)
+                    yield f, _file_error(f, None, reason, dets, {}).to_dict()
+                    pool[i] = _Worker(ctx, dets, limits, iso, known)
     finally:
         for w in pool:
             with contextlib.suppress(OSError, ValueError, BrokenPipeError):
@@ -505,10 +582,11 @@ def _ray_worker_class() -> Any:
     class ScanWorker:
         """Holds loaded detectors on a Ray node and scores files by path (shared storage)."""
 
-        def __init__(self, dets: list[Detector], limits: Limits) -> None:
+        def __init__(self, dets: list[Detector], limits: Limits, known: Collection[str]) -> None:
             tune_worker()
             self.dets = dets
             self.limits = limits
+            self.known = known
             for d in self.dets:
                 d.warm_up()
 
@@ -516,16 +594,22 @@ def _ray_worker_class() -> Any:
             """Returns once the actor has started and loaded its detectors."""
             return True
 
-        def score(self, path: str, sha: str | None) -> dict[str, Any]:
-            return _timed(Path(path), self.dets, self.limits, sha)
+        def score(self, path: str) -> dict[str, Any]:
+            return _timed(Path(path), self.dets, self.limits, self.known)
 
     return ScanWorker
 
 
 def _run_ray(
-    todo: Iterable[tuple[Path, str | None]], dets: list[Detector], limits: Limits, address: str | None, iso: Isolation
+    queue: _SizeQueue,
+    dets: list[Detector],
+    limits: Limits,
+    address: str | None,
+    iso: Isolation,
+    known: Collection[str],
 ) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Distribute files over Ray actors; results stream back in completion order.
+    """Distribute files over Ray actors (actor 0 takes the smallest file left, the others the largest);
+    results stream back in completion order.
 
     Paths must be readable at the same location on every node (shared storage). A file whose
     actor dies or exceeds ``iso.timeout_s`` becomes an ``error`` record and the actor is replaced.
@@ -536,9 +620,8 @@ def _run_ray(
         import ray
     except ImportError as exc:
         raise ForensicsError("the ray engine needs Ray: pip install 'forensics[ray]'") from exc
-    queue = _Lookahead(todo)
-    if not queue:
-        return
+    for d in dets:
+        d.load()  # verify the weights here: a corrupt file fails the scan once, not on every node
     started_here = not ray.is_initialized()
     if started_here:
         env = None
@@ -564,19 +647,21 @@ def _run_ray(
 
     def start() -> Any:
         """A new actor, once it is up: a file's time limit must not include an actor's start-up."""
-        actor = worker_cls.remote(dets, limits)
+        actor = worker_cls.remote(dets, limits, known_ref)
         wait_ready([actor])
         return actor
 
     actors: list[Any] = []
-    running: dict[Any, tuple[int, Path, str | None, float]] = {}
+    running: dict[Any, tuple[int, Path, float]] = {}
+    known_ref = ray.put(frozenset(known))
 
     def submit(i: int) -> None:
-        f, sha = queue.popleft()
-        running[actors[i].score.remote(str(f), sha)] = (i, f, sha, time.monotonic())
+        f = queue.take(smallest=i == 0)
+        assert f is not None
+        running[actors[i].score.remote(str(f))] = (i, f, time.monotonic())
 
     try:
-        actors = [worker_cls.remote(dets, limits) for _ in range(n)]
+        actors = [worker_cls.remote(dets, limits, known_ref) for _ in range(n)]
         wait_ready(actors)  # start in parallel, then time files
         for i in range(n):
             if queue:
@@ -584,20 +669,20 @@ def _run_ray(
         while running:
             done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
             for ref in done:
-                i, f, sha, _t = running.pop(ref)
+                i, f, _t = running.pop(ref)
                 try:
                     yield f, ray.get(ref)
                 except ray.exceptions.RayError as exc:
-                    yield f, _file_error(f, sha, f"worker failed: {type(exc).__name__}", dets, {}).to_dict()
+                    yield f, _file_error(f, None, f"worker failed: {type(exc).__name__}", dets, {}).to_dict()
                     actors[i] = start()
                 if queue:
                     submit(i)
             now = time.monotonic()
-            for ref, (i, f, sha, t) in list(running.items()):
+            for ref, (i, f, t) in list(running.items()):
                 if now - t > iso.timeout_s:
                     running.pop(ref)
                     ray.kill(actors[i])
-                    yield f, _file_error(f, sha, f"timed out after {iso.timeout_s:g} s", dets, {}).to_dict()
+                    yield f, _file_error(f, None, f"timed out after {iso.timeout_s:g} s", dets, {}).to_dict()
                     actors[i] = start()
                     if queue:
                         submit(i)

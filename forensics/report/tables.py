@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +54,22 @@ def rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def load_results(path: str | Path) -> Any:
-    """A DataFrame with one row per file and detector from a results JSONL."""
+def frame(records: Iterable[dict[str, Any]]) -> Any:
+    """A DataFrame with one row per file and detector from result records."""
     import pandas as pd
 
-    data = [row for rec in read_records(Path(path)) for row in rows(rec)]
-    return pd.DataFrame(data, columns=COLUMNS)
+    return pd.DataFrame([row for rec in records for row in rows(rec)], columns=COLUMNS)
 
 
-def export(results: str | Path, out: str | Path) -> Path:
-    """Write the table as ``.csv`` or ``.parquet`` (by the output's extension)."""
+def load_results(path: str | Path) -> Any:
+    """A DataFrame with one row per file and detector from a results JSONL."""
+    return frame(read_records(Path(path)))
+
+
+def export(results: str | Path | Any, out: str | Path) -> Path:
+    """Write the table of a results JSONL (or a :func:`frame`) as ``.csv`` or ``.parquet`` (by ``out``'s extension)."""
     out = Path(out)
-    df = load_results(results)
+    df = load_results(results) if isinstance(results, (str, Path)) else results
     if out.suffix == ".parquet":
         df.to_parquet(out, index=False)
     elif out.suffix == ".csv":
