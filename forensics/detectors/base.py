@@ -375,6 +375,15 @@ class Detector(ABC):
             raise SkipDetection("nothing to score")
         return units, self.context_logits(units, np.concatenate(logits))
 
+    def file_score(
+        self, logits: np.ndarray, tracks: Sequence[int | None], calibration: dict[str, Any] | None = None
+    ) -> tuple[float, np.ndarray]:
+        """The file score and the calibrated unit scores from unit logits (after :meth:`context_logits`):
+        ``calibration`` (default: the card's), then the aggregation. The one place a file score is made:
+        :meth:`detect`, fine-tuning and evaluation all call it."""
+        probs = calibrate(logits, self.calibration if calibration is None else calibration)
+        return aggregate(self.aggregation_name, probs, tracks), probs
+
     def detect(self, media_or_path: Any) -> DetectionResult:
         """Score a file. Bad input becomes a ``skipped`` or ``error`` result, never a score."""
         t0 = time.perf_counter()
@@ -387,9 +396,7 @@ class Detector(ABC):
             units, logits = self._score(media, keep_inputs=self.keeps_inputs)
             if not np.all(np.isfinite(logits)):
                 raise DetectorError("network produced non-finite logits")
-            probs = calibrate(logits, self.calibration)
-            tracks = [u.track for u in units]
-            score = aggregate(self.aggregation_name, probs, tracks)
+            score, probs = self.file_score(logits, [u.track for u in units])
             segments = [
                 Segment(u.start, u.end, float(p), float(lg), frame=u.frame, box=u.box, track=u.track)
                 for u, p, lg in zip(units, probs, logits, strict=True)

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from forensics.detectors import create_detector
-from forensics.detectors.base import aggregate, calibrate
 from forensics.errors import ForensicsError, SkipDetection
 from forensics.media import open_media
 from forensics.train.metrics import summarize
@@ -71,13 +70,8 @@ def score_files(
         row: dict[str, Any] = {"path": str(s.path), "label": s.label, "source": s.source, "group": s.group}
         try:
             units, logits = detector.decision_function(s.path)
-            probs = calibrate(logits, detector.calibration)
-            row |= {
-                "status": "ok",
-                "logits": logits.tolist(),
-                "probs": probs.tolist(),
-                "score": aggregate(detector.aggregation_name, probs, [u.track for u in units]),
-            }
+            score, probs = detector.file_score(logits, [u.track for u in units])
+            row |= {"status": "ok", "logits": logits.tolist(), "probs": probs.tolist(), "score": score}
         except SkipDetection as exc:
             row |= {"status": "skipped", "reason": str(exc)}
         except (ForensicsError, OSError, ValueError, RuntimeError) as exc:

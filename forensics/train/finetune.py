@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from forensics.detectors import create_detector
-from forensics.detectors.base import Unit, aggregate, calibrate
+from forensics.detectors.base import Unit
 from forensics.errors import ForensicsError
 from forensics.media import open_media
 from forensics.train.calibration import fit_temperature, threshold_at_fpr
@@ -103,9 +103,8 @@ def _augment(x: Any, unit: str, gen: Any) -> Any:
 def _file_scores(
     det: Any, model_logits: list[np.ndarray], tracks: list[list[int | None]], cal: dict[str, Any]
 ) -> np.ndarray:
-    """File scores exactly as scanning computes them: calibrate, then the detector's aggregation."""
-    pairs = zip(model_logits, tracks, strict=True)
-    return np.array([aggregate(det.aggregation_name, calibrate(lg, cal), t) for lg, t in pairs])
+    """File scores exactly as scanning computes them (:meth:`Detector.file_score`), under calibration ``cal``."""
+    return np.array([det.file_score(lg, t, cal)[0] for lg, t in zip(model_logits, tracks, strict=True)])
 
 
 def finetune(
