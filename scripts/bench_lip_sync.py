@@ -9,7 +9,6 @@ a 720p clip from scikit-image's astronaut photo with speech-like audio.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def generated_720p(folder: Path) -> Path:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from media_factory import write_video
+    from forensics.testing import write_video
 
     return write_video(folder / "talk720.mp4", seconds=10.0, size=(1280, 720), audio="speech")
 

@@ -42,10 +42,7 @@ def sample(path: Path) -> float:
 def videos(data: Path, k: int) -> list[Path]:
     vids = sorted(p for p in (data / "real_video").iterdir()) if (data / "real_video").is_dir() else []
     if not vids:
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from media_factory import write_video
+        from forensics.testing import write_video
 
         tmp = Path(tempfile.mkdtemp())
         return [write_video(tmp / f"v{i}.mp4", seconds=8, size=(1280, 720)) for i in range(3)]

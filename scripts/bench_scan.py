@@ -61,8 +61,7 @@ def pick_videos(data: Path, k: int, *, hd: bool = False, lines: int | None = Non
                 vids.append(p)
     if vids:
         return vids[:: max(1, len(vids) // k)][:k]
-    sys.path.insert(0, str(ROOT / "tests"))
-    from media_factory import write_video
+    from forensics.testing import write_video
 
     tmp = Path(tempfile.mkdtemp())
     return [write_video(tmp / f"v{i}.mp4", seconds=6, size=(1280, 720), audio="speech") for i in range(3)]
@@ -93,10 +92,10 @@ def hour_rss(kind: str) -> float:
     """Peak RSS (MB) of ``forensics.analyze`` with all default detectors on a generated one-hour 720p
     video at 2 fps, in a fresh process: ``black`` (black, silent) or ``talking`` (a face panning, with
     speech-like audio, so every detector has work for the whole hour)."""
-    sys.path.insert(0, str(ROOT / "tests"))
     import cv2
     import numpy as np
-    from media_factory import face_photo, write_video
+
+    from forensics.testing import face_photo, write_video
 
     tmp = Path(tempfile.mkdtemp())
     if kind == "black":

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from media_factory import write_image, write_video, write_wav
+from forensics.testing import write_image, write_video, write_wav
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

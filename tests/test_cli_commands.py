@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_factory import face_photo, write_image
 
 from forensics.cli import main
+from forensics.testing import face_photo, write_image
 
 
 def test_fingerprint_add_list_and_attribution(

@@ -136,7 +136,7 @@ def test_shipped_weights_score_a_video_per_face_and_time(detector: FaceSwapDetec
 
 
 def test_skips_media_without_faces(detector: FaceSwapDetector, media_dir: Path, tmp_path: Path) -> None:
-    from media_factory import write_image
+    from forensics.testing import write_image
 
     blank = write_image(tmp_path / "sky.jpg", np.full((200, 300, 3), 120, np.uint8))
     res = detector.detect(blank)

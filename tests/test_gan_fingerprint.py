@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from media_factory import face_photo, write_image, write_video, write_wav
 from torch.nn import functional as F
 
 from forensics.detectors.gan_fingerprint import (
@@ -22,6 +21,7 @@ from forensics.detectors.gan_fingerprint import (
 )
 from forensics.errors import ForensicsError, SkipDetection
 from forensics.nn.gan_fingerprint import ResidualFingerprintNet, laplacian_residual, npr_residual, unshuffled_conv
+from forensics.testing import face_photo, write_image, write_video, write_wav
 from forensics.train import gan_fingerprint_data as gd
 from forensics.train.upsampling import (
     RandomUpsamplingDecoder,

@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 
 import pytest
-from media_factory import write_image, write_video, write_wav
 
 import forensics
 from forensics.media import open_media
+from forensics.testing import write_image, write_video, write_wav
 from forensics.weights import list_weights
 
 GOLDEN = Path(__file__).with_name("golden_scores.json")

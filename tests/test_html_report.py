@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from media_factory import face_photo, write_image, write_video, write_wav
 from tiny_detector import TinyDetector, make_tiny_weights
 
 import forensics
 from forensics.cli import main
 from forensics.detectors import register
 from forensics.report.html import write_html
+from forensics.testing import face_photo, write_image, write_video, write_wav
 from forensics.weights import user_weights_dir
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)

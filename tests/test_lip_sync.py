@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from media_factory import speechlike, write_video
 
 import forensics
 from forensics.detectors.base import Detector
@@ -24,6 +23,7 @@ from forensics.detectors.lip_sync import (
     window_starts,
 )
 from forensics.nn.lip_sync import LipSyncEnsemble, LipSyncNet, build_lip_sync
+from forensics.testing import speechlike, write_video
 from forensics.train.lip_sync_data import (
     SyncClip,
     augment_clip,
@@ -407,7 +407,7 @@ def test_skips_without_a_face(detector: Detector, tmp_path: Path) -> None:
 
 
 def test_skips_a_tiny_face(detector: Detector, tmp_path: Path) -> None:
-    from media_factory import face_photo
+    from forensics.testing import face_photo
 
     small = cv2.resize(face_photo()[0:400, 56:456], (70, 70), interpolation=cv2.INTER_AREA)
     frames = []

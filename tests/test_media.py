@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_factory import face_photo, write_image, write_video, write_wav
 
 from forensics.errors import CorruptMediaError, MediaError, MediaTooLargeError, UnsupportedMediaError
 from forensics.media import Limits, open_media, sample_times
 from forensics.media.faces import Face, MTCNNDetector, align_face, iou, track_faces
 from forensics.media.sniff import sniff_bytes
+from forensics.testing import face_photo, write_image, write_video, write_wav
 
 
 def test_sniff_by_content_not_extension(media_dir: Path, tmp_path: Path) -> None:

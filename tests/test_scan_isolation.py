@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from chaos_detectors import ChaosDetector
-from media_factory import write_image
 from tiny_detector import make_tiny_weights
 
 import forensics
 from forensics.detectors import register
 from forensics.report import read_records
 from forensics.scan import Isolation
+from forensics.testing import write_image
 from forensics.weights import user_weights_dir
 
 HERE = Path(__file__).parent

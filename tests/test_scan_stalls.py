@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from media_factory import write_image, write_video
 from tiny_detector import TinyDetector, make_tiny_weights
 
 import forensics
@@ -20,6 +19,7 @@ from forensics.cli import main
 from forensics.detectors import register
 from forensics.report import read_records
 from forensics.scan import Isolation, discover
+from forensics.testing import write_image, write_video
 from forensics.weights import user_weights_dir
 
 SPARSE_BYTES = 50 * 1024**3  # a 50 GB file that takes no disk space

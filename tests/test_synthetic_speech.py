@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from media_factory import write_video, write_wav
 
 from forensics.detectors import create_detector
 from forensics.detectors import synthetic_speech as S
 from forensics.nn.synthetic_speech import LCNN, GMMScorer, build_network
+from forensics.testing import write_video, write_wav
 from forensics.train.vocoders import formant_voice, griffin_lim_stft
 from forensics.weights import save_weights
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_factory import face_photo, write_image, write_video, write_wav
 from tiny_detector import TinyDetector, make_tiny_weights
 
 import forensics
@@ -17,6 +16,7 @@ from forensics.detectors import register
 from forensics.detectors.base import FinetuneRecipe
 from forensics.errors import ForensicsError
 from forensics.media import open_media
+from forensics.testing import face_photo, write_image, write_video, write_wav
 from forensics.train.evaluate import collect, evaluate, format_report
 from forensics.train.finetune import finetune, stratified_folds
 from forensics.train.reencode import applies, default_variants, reencode

@@ -125,7 +125,7 @@ def test_published_pickle_is_downloaded_converted_and_scores(weights_home: Path,
         W._REMOTE.clear()
     assert lw.card["architecture"]["name"] == "torchvision.resnet18" and lw.card["source_sha256"] == digest
     assert lw.card["preprocessing"], "the converter's preprocessing lands in the card"
-    from media_factory import write_image
+    from forensics.testing import write_image
 
     r = forensics.create_detector("gan_fingerprint", "theirs").detect(write_image(tmp_path / "x.png"))
     assert r.status == "ok" and r.weights.startswith("gan_fingerprint.theirs@") and 0 <= r.score <= 1
