@@ -26,18 +26,10 @@ def _console() -> Any:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from forensics.errors import ForensicsError
     from forensics.media import Limits
-    from forensics.report import export, frame, read_records
+    from forensics.records import read_records
+    from forensics.report import export, frame
     from forensics.scan import Isolation, build_detectors, default_workers, scan
 
     con = _console()
@@ -47,22 +39,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         con.print(f"[red]error:[/red] {exc}")
         return EXIT_USAGE
     out = Path(args.output)
-    columns = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=con, disable=args.quiet) as bar:
-        task = bar.add_task("scanning", total=None)
-
-        def progress(ev: Any) -> None:
-            if ev.kind == "start":
-                bar.update(task, total=ev.total)
-            elif ev.kind in ("file", "resumed"):
-                bar.update(task, completed=ev.done, description=f"{ev.path.name[:40]}")
-
+    with _progress_bar(con, disable=args.quiet) as bar:
+        progress = _render(bar, con)
         iso = None
         if args.workers != 0 and args.engine == "local":
             iso = Isolation(workers=args.workers or default_workers(), timeout_s=args.timeout, memory_mb=args.memory_mb)
@@ -206,12 +184,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if code in (0, EXIT_FLAGGED, EXIT_ERRORS, EXIT_FLAGGED | EXIT_ERRORS) else code
 
 
-def _progress_bar(con: Any) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=con
+def _progress_bar(con: Any, *, disable: bool = False) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    return Progress(*columns, TimeRemainingColumn(), console=con, disable=disable)
+
+
+def _render(bar: Any, con: Any) -> Any:
+    """The progress hook of scan, evaluate and finetune (:class:`forensics.progress.ProgressEvent`) drawn on
+    one rich bar; a fine-tuning epoch's summary is printed as a line."""
+    task = bar.add_task("starting", total=None)
+
+    def progress(ev: Any) -> None:
+        if ev.kind == "epoch":
+            info = ev.info
+            con.print(f"epoch {info['epoch']}: train loss {info['train_loss']:.4f}, val AUC {info['val_auc']:.3f}")
+            return
+        if ev.kind == "train":
+            desc = f"epoch {ev.info['epoch']} loss {ev.info['loss']:.3f}"
+        elif ev.kind == "score":
+            desc = f"{ev.info['variant']}: {ev.path.name[:30]}"
+        else:
+            desc = f"{ev.kind}: {ev.path.name[:40]}" if ev.path is not None else ev.kind
+        bar.update(task, completed=ev.done, total=ev.total, description=desc)
+
+    return progress
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -221,11 +226,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     samples = collect(real=args.real, fake=args.fake, table=args.csv)
     variants = tuple(args.variants.split(",")) if args.variants else None
     with _progress_bar(con) as bar:
-        task = bar.add_task("evaluating", total=None)
-
-        def progress(variant: str, i: int, n: int, path: Path) -> None:
-            bar.update(task, completed=i, total=n, description=f"{variant}: {path.name[:30]}")
-
+        progress = _render(bar, con)
         report = evaluate(args.detector, samples, weights=args.weights, variants=variants,
                           out_dir=Path(args.out), device=args.device, progress=progress)  # fmt: skip
     print(format_report(report))
@@ -238,17 +239,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     con = _console()
     with _progress_bar(con) as bar:
-        task = bar.add_task("preparing", total=None)
-
-        def progress(stage: str, i: int, n: int, info: dict[str, Any]) -> None:
-            if stage == "epoch":
-                con.print(
-                    f"epoch {info['epoch']}: train loss {info.get('train_loss', 0):.4f}, val AUC {info['val_auc']:.3f}"
-                )
-            else:
-                desc = stage if stage != "train" else f"epoch {info['epoch']} loss {info['loss']:.3f}"
-                bar.update(task, completed=i, total=n, description=desc)
-
+        progress = _render(bar, con)
         path = finetune(args.detector, args.real, args.fake, weights=args.weights, tag=args.tag, epochs=args.epochs,
                         lr=args.lr, patience=args.patience, batch_size=args.batch_size, device=args.device,
                         progress=progress)  # fmt: skip

@@ -9,20 +9,17 @@ applies (in the worker), bounded by the size the file had when opened.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import functools
 import os
-import signal
 import time
-from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from forensics.detectors import create_detector, list_detectors
 from forensics.detectors.base import Detector, library_version
+from forensics.engines import Isolation, SizeQueue, default_workers, run_in_process, run_pool, run_ray, trim_heap
 from forensics.errors import (
     DetectorError,
     ForensicsError,
@@ -33,19 +30,9 @@ from forensics.errors import (
 from forensics.media import DEFAULT_LIMITS, Limits, file_sha256, open_media
 from forensics.media.core import regular_size
 from forensics.media.sniff import MEDIA_SUFFIXES
-from forensics.report.jsonl import append_record, read_records, repair
-from forensics.results import DetectionResult, MediaReport, Status, Verdict, decide
-
-
-@dataclass
-class ScanEvent:
-    """Progress of a scan, passed to the ``progress`` callback."""
-
-    kind: str  # "start" | "file" | "resumed" | "done"
-    done: int
-    total: int
-    path: Path | None = None
-    report: MediaReport | None = None
+from forensics.progress import Progress, ProgressEvent
+from forensics.records import append_record, read_records, repair
+from forensics.results import DetectionResult, MediaReport, Status, Verdict, decide, parse_weights_id
 
 
 def _split(value: str | Sequence[str] | None) -> list[str]:
@@ -70,7 +57,7 @@ def build_detectors(
     """
     chosen: dict[str, str | None] = {}
     for w in _split(weights):
-        chosen[Path(w).name.split(".", 1)[0]] = w  # detector name from "det.tag" or ".../det.tag.safetensors"
+        chosen[parse_weights_id(Path(w).name)[0]] = w  # detector name from "det.tag" or ".../det.tag.safetensors"
     if detectors is None or detectors == "":
         from forensics.weights import registry
 
@@ -203,46 +190,11 @@ def _analyze(path: Path, dets: list[Detector], limits: Limits, sha: str | None =
         if all(dets[j].spec.unit == "audio_window" for j in order[k:]):
             media.clear(keep_audio=True)  # no detector left needs frames: free them (an hour's are 330 MB)
         if k:
-            _trim_heap()  # between detectors, after any frames were freed
+            trim_heap()  # between detectors, after any frames were freed
         results[i] = dets[i].detect(media)
     media.clear()
-    _trim_heap()
+    trim_heap()
     return MediaReport(str(path), sha, media.info.to_dict(), results, decide(results), library_version())
-
-
-def _trim_heap(above_mb: float = 1536.0) -> None:
-    """Give the heap's free pages back to the system (glibc ``malloc_trim``) once the process is
-    resident over ``above_mb``.
-
-    Freed frames and activations otherwise stay resident, and the next detector's peak stacks on
-    them: on a one-hour 720p video this lowers the file's peak RSS by about 200 MB (2084 -> 1862 MB).
-    A worker on short files stays near 1.2 GB and keeps its free pages for the next file (trimming
-    those as well cost ~8 % in page faults).
-    """
-    libc = _glibc()
-    if libc is not None and _resident_mb(os.getpid()) > above_mb:
-        libc.malloc_trim(0)
-
-
-def _resident_mb(pid: int) -> float:
-    """Resident set size of a process in MB (one counter read); 0 when it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024**2
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-@functools.cache
-def _glibc() -> Any:
-    """The C library through ctypes when it is glibc (``mallopt``, ``malloc_trim``), else ``None``."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
 
 
 def discover(
@@ -278,25 +230,6 @@ def signature(dets: list[Detector]) -> str:
     return ";".join(sorted(f"{d.weights_id}:{sorted(d.params().items())}" for d in dets))
 
 
-@dataclass(frozen=True)
-class Isolation:
-    """Limits for worker processes: per-file wall time and resident memory."""
-
-    workers: int = 1
-    timeout_s: float = 900.0
-    memory_mb: int = 6144
-
-
-def default_workers() -> int:
-    """One worker per core, at most one per 3 GB of RAM."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    except (ValueError, OSError):
-        ram_gb = 8.0
-    return max(1, min(cores, int(ram_gb // 3)))
-
-
 def scan(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
@@ -309,7 +242,7 @@ def scan(
     isolation: Isolation | None = None,
     engine: str = "local",
     address: str | None = None,
-    progress: Callable[[ScanEvent], None] | None = None,
+    progress: Progress | None = None,
 ) -> Iterator[MediaReport]:
     """Yield a report per entry found under ``paths``; append each to ``output`` (JSONL) as it finishes.
 
@@ -342,353 +275,85 @@ def scan(
                     if rec.get("sha256") and rec.get("status") == "ok":
                         by_sha.setdefault(rec["sha256"], rec)
     emit = progress or (lambda e: None)
-    emit(ScanEvent("start", 0, len(files)))
+    emit(ProgressEvent("start", 0, len(files)))
     count = 0
 
-    def finish(f: Path, rec: dict[str, Any]) -> MediaReport:
+    def finish(f: Path, outcome: Scored) -> MediaReport:
         nonlocal count
-        if rec.get(_KNOWN):  # content already scored: a record of its own, copied from the first
-            rec = dict(by_sha[rec["sha256"]], path=str(f), duplicate_of=by_sha[rec["sha256"]]["path"])
+        if outcome.report is None:  # content already scored: a record of its own, copied from the first
+            first = by_sha[outcome.sha256 or ""]
+            record = dict(first, path=str(f), duplicate_of=first["path"])
+            report = MediaReport.from_dict(record)
+        else:
+            report = outcome.report
+            record = report.to_dict() | ({"elapsed_s": outcome.elapsed_s} if outcome.elapsed_s is not None else {})
         count += 1
         if out is not None:
-            append_record(out, rec | {"signature": sig})
-        report = MediaReport.from_dict(rec)
-        emit(ScanEvent("file", count, len(files), f, report))
+            append_record(out, record | {"signature": sig})
+        emit(ProgressEvent("file", count, len(files), f, report))
         return report
 
-    todo: list[Entry] = []
+    todo: list[tuple[int, Path]] = []
     for f in files:
         if str(f) in done_paths:
             count += 1
-            emit(ScanEvent("resumed", count, len(files), f))
+            emit(ProgressEvent("resumed", count, len(files), f))
             continue
         entry = inspect_entry(f, limits)
         if entry.status is None:
-            todo.append(entry)
+            todo.append((entry.size, f))
         else:  # a pipe, a device, a broken link, a file over the byte limit: recorded unopened
-            yield finish(f, _file_error(f, None, entry.reason or "", dets, {}, status=entry.status).to_dict())
+            yield finish(f, Scored(_file_error(f, None, entry.reason or "", dets, {}, status=entry.status)))
     if todo:
-        queue = _SizeQueue(todo)
+        for d in dets:
+            d.load()  # verified here, before any file: a corrupt weights file fails the scan once, not per file
+        task = ScoreTask(dets, limits, frozenset(by_sha))
+        queue = SizeQueue(todo)
         if engine == "ray":
-            results = _run_ray(queue, dets, limits, address, isolation or Isolation(workers=default_workers()), by_sha)
+            outcomes = run_ray(queue, task, isolation or Isolation(workers=default_workers()), address)
         elif isolation is None:
-            for d in dets:
-                d.load()
-            results = ((f, _timed(f, dets, limits, by_sha)) for f in iter(lambda: queue.take(smallest=True), None))
+            outcomes = run_in_process(queue, task)
         else:
-            results = _run_workers(queue, dets, limits, isolation, by_sha)
-        for f, rec in results:
-            yield finish(f, rec)
-    emit(ScanEvent("done", len(files), len(files)))
+            outcomes = run_pool(queue, task, isolation)
+        for f, outcome in outcomes:
+            yield finish(f, outcome)
+    emit(ProgressEvent("done", len(files), len(files)))
 
 
-_KNOWN = "_content_already_scanned"  # marks a worker's answer for a file whose sha256 was scored before
+@dataclass
+class Scored:
+    """One file's outcome: its report, or (``report`` None) the sha256 of content scored in an earlier run."""
+
+    report: MediaReport | None
+    sha256: str | None = None
+    elapsed_s: float | None = None
 
 
-class _SizeQueue:
-    """Files to score, by size: :meth:`take` gives the smallest or the largest left, ``None`` when empty.
+@dataclass
+class ScoreTask:
+    """Hash and score one file with the scan's detectors: the :class:`~forensics.engines.FileTask` of a scan.
 
-    One worker takes the smallest (short files never wait behind long ones; the first results come at
-    once), the others the largest (a long file never starts last and holds the scan's end alone)."""
+    In a worker the hash is taken within the file's time limit. Content whose sha256 is in ``known`` is not
+    scored again: the scan copies its earlier record."""
 
-    def __init__(self, entries: Iterable[Entry]) -> None:
-        self._items = deque(e.path for e in sorted(entries, key=lambda e: e.size))
+    dets: list[Detector]
+    limits: Limits
+    known: frozenset[str]
 
-    def __bool__(self) -> bool:
-        return bool(self._items)
+    def warm_up(self) -> None:
+        for d in self.dets:
+            d.warm_up()
 
-    def take(self, *, smallest: bool) -> Path | None:
-        if not self._items:
-            return None
-        return self._items.popleft() if smallest else self._items.pop()
+    def __call__(self, path: Path) -> Scored:
+        t0 = time.perf_counter()
+        sha, entry = _checked_sha256(path, self.limits)
+        if sha is not None and sha in self.known:
+            return Scored(None, sha)
+        if entry.status is not None:
+            report = _file_error(path, None, entry.reason or "", self.dets, {}, status=entry.status)
+        else:
+            report = _analyze(path, self.dets, self.limits, sha)
+        return Scored(report, elapsed_s=round(time.perf_counter() - t0, 3))
 
-
-def _timed(f: Path, dets: list[Detector], limits: Limits, known: Collection[str] = ()) -> dict[str, Any]:
-    """Hash and score one file (in a worker: within its time limit) into a record; for content whose sha256
-    is in ``known``, only ``{path, sha256, _KNOWN}``: the scan copies the earlier record."""
-    t0 = time.perf_counter()
-    sha, entry = _checked_sha256(f, limits)
-    if sha is not None and sha in known:
-        return {"path": str(f), "sha256": sha, _KNOWN: True}
-    if entry.status is not None:
-        report = _file_error(f, None, entry.reason or "", dets, {}, status=entry.status)
-    else:
-        report = _analyze(f, dets, limits, sha)
-    return report.to_dict() | {"elapsed_s": round(time.perf_counter() - t0, 3)}
-
-
-# -- isolated workers ------------------------------------------------------------------------
-
-
-# glibc mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-
-
-def tune_worker() -> None:
-    """Set up a process that scores one file at a time on one core (scan workers, Ray actors).
-
-    One PyTorch thread (the workers are the parallelism), and glibc malloc keeps up to 128 MB of
-    freed memory for reuse instead of returning every large block to the kernel: each file's frames
-    and activations then reuse pages instead of faulting in fresh ones (measured on a 720p talking
-    head: about 70,000 -> 10,000 page faults per file, scans 5-8 % faster). OpenCV's thread count is
-    left alone: changing it in a process forked from one that used OpenCV's thread pool deadlocks.
-    """
-    with contextlib.suppress(ImportError):
-        import torch
-
-        torch.set_num_threads(1)
-    libc = _glibc()
-    if libc is not None:
-        for param, value in ((_M_MMAP_THRESHOLD, 64 << 20), (_M_TRIM_THRESHOLD, 128 << 20), (_M_TOP_PAD, 16 << 20)):
-            libc.mallopt(param, value)
-
-
-def _over_memory(pid: int, cap_mb: int) -> bool:
-    """Whether a forked worker owns more than ``cap_mb`` MB: its private pages, not those it still
-    shares with the parent. The resident size bounds that from above and is one counter read, so the
-    page walk of ``smaps_rollup`` (about 20 ms for a 1 GB worker, and workers are polled 4 times a
-    second) runs only for a worker whose resident size is over the cap."""
-    if _resident_mb(pid) <= cap_mb:
-        return False
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            kb = sum(int(line.split()[1]) for line in fh if line.startswith(("Private_Clean:", "Private_Dirty:")))
-        return kb / 1024 > cap_mb
-    except (OSError, ValueError, IndexError):
-        return False
-
-
-def _worker_main(conn: Any, dets: list[Detector], limits: Limits, memory_mb: int, known: Collection[str]) -> None:
-    """Worker loop: receive a path, send back its record. Detectors and ``known`` are inherited (fork)."""
-    import faulthandler
-
-    faulthandler.disable()  # a crash is reported by the parent as that file's error, not as a dump
-    with contextlib.suppress(ImportError, ValueError, OSError):
-        import resource
-
-        data_now = 0
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmData:"):
-                    data_now = int(line.split()[1]) * 1024
-        cap = data_now + memory_mb * 1024**2
-        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
-    tune_worker()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
-    while True:
-        try:
-            while not conn.poll(1.0):
-                if os.getppid() != parent:  # the scan was killed (SIGKILL): nobody will read a result
-                    return
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
-        path = Path(task)
-        try:
-            rec = _timed(path, dets, limits, known)
-        except MemoryError:
-            rec = _file_error(path, None, f"out of memory (over the {memory_mb} MB cap)", dets, {}).to_dict()
-        except Exception as exc:  # report it as this file's error, keep the worker
-            rec = _file_error(path, None, f"{type(exc).__name__}: {exc}", dets, {}).to_dict()
-        conn.send(rec)
-
-
-class _Worker:
-    def __init__(self, ctx: Any, dets: list[Detector], limits: Limits, iso: Isolation, known: Collection[str]) -> None:
-        self.conn, child = ctx.Pipe()
-        args = (child, dets, limits, iso.memory_mb, known)
-        self.proc = ctx.Process(target=_worker_main, args=args, daemon=True)
-        self.proc.start()
-        child.close()
-        self.task: Path | None = None
-        self.started = 0.0
-
-    def assign(self, task: Path) -> None:
-        self.task = task
-        self.started = time.monotonic()
-        self.conn.send(str(task))
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.proc.kill()
-        self.proc.join(5)
-        self.conn.close()
-
-
-def _run_workers(
-    queue: _SizeQueue, dets: list[Detector], limits: Limits, iso: Isolation, known: Collection[str]
-) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Score files in ``iso.workers`` forked processes; a crash, hang or memory blow-up costs one file.
-    Worker 0 takes the smallest file left, the others the largest."""
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
-
-    ctx = mp.get_context("fork")
-    for d in dets:
-        d.warm_up()  # load weights and helpers once in the parent; workers inherit them copy-on-write
-    pool = [_Worker(ctx, dets, limits, iso, known) for _ in range(iso.workers)]
-    try:
-        while queue or any(w.task for w in pool):
-            for i, w in enumerate(pool):
-                if w.task is None and queue:
-                    w.assign(queue.take(smallest=i == 0))  # type: ignore[arg-type]
-            busy = [w for w in pool if w.task is not None]
-            ready = wait([w.conn for w in busy], timeout=0.25)
-            for i, w in enumerate(pool):
-                if w.task is None:
-                    continue
-                f = w.task
-                reason = None
-                if w.conn in ready:
-                    try:
-                        rec = w.conn.recv()
-                        w.task = None
-                        yield f, rec
-                        continue
-                    except (EOFError, OSError):
-                        pass
-                if not w.proc.is_alive() or (w.conn in ready):
-                    w.proc.join(1)
-                    code = w.proc.exitcode
-                    sig_name = signal.Signals(-code).name if code is not None and code < 0 else None
-                    reason = f"worker crashed ({sig_name or f'exit code {code}'}) while decoding or scoring this file"
-                elif time.monotonic() - w.started > iso.timeout_s:
-                    reason = f"timed out after {iso.timeout_s:g} s"
-                elif _over_memory(w.proc.pid, iso.memory_mb):
-                    reason = f"out of memory (over the {iso.memory_mb} MB cap)"
-                if reason is not None:
-                    w.kill()
-                    yield f, _file_error(f, None, reason, dets, {}).to_dict()
-                    pool[i] = _Worker(ctx, dets, limits, iso, known)
-    finally:
-        for w in pool:
-            with contextlib.suppress(OSError, ValueError, BrokenPipeError):
-                w.conn.send(None)
-            w.proc.join(2)
-            if w.proc.is_alive():
-                w.kill()
-
-
-# -- Ray engine ------------------------------------------------------------------------------
-
-
-def _ray_worker_class() -> Any:
-    import ray
-
-    @ray.remote(num_cpus=1)
-    class ScanWorker:
-        """Holds loaded detectors on a Ray node and scores files by path (shared storage)."""
-
-        def __init__(self, dets: list[Detector], limits: Limits, known: Collection[str]) -> None:
-            tune_worker()
-            self.dets = dets
-            self.limits = limits
-            self.known = known
-            for d in self.dets:
-                d.warm_up()
-
-        def ready(self) -> bool:
-            """Returns once the actor has started and loaded its detectors."""
-            return True
-
-        def score(self, path: str) -> dict[str, Any]:
-            return _timed(Path(path), self.dets, self.limits, self.known)
-
-    return ScanWorker
-
-
-def _run_ray(
-    queue: _SizeQueue,
-    dets: list[Detector],
-    limits: Limits,
-    address: str | None,
-    iso: Isolation,
-    known: Collection[str],
-) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Distribute files over Ray actors (actor 0 takes the smallest file left, the others the largest);
-    results stream back in completion order.
-
-    Paths must be readable at the same location on every node (shared storage). A file whose
-    actor dies or exceeds ``iso.timeout_s`` becomes an ``error`` record and the actor is replaced.
-    """
-    import sys
-
-    try:
-        import ray
-    except ImportError as exc:
-        raise ForensicsError("the ray engine needs Ray: pip install 'forensics[ray]'") from exc
-    for d in dets:
-        d.load()  # verify the weights here: a corrupt file fails the scan once, not on every node
-    started_here = not ray.is_initialized()
-    if started_here:
-        env = None
-        if address is None:  # a local cluster sees this process's modules and weights cache
-            env_vars = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-            if "FORENSICS_HOME" in os.environ:
-                env_vars["FORENSICS_HOME"] = os.environ["FORENSICS_HOME"]
-            env = {"env_vars": env_vars}
-        ray.init(
-            address=address, num_cpus=iso.workers if address is None else None, include_dashboard=False,
-            log_to_driver=False, runtime_env=env, configure_logging=False,
-        )  # fmt: skip
-    worker_cls = _ray_worker_class()
-    n = iso.workers if address is None else max(1, int(ray.cluster_resources().get("CPU", iso.workers)))
-
-    def wait_ready(new: list[Any]) -> None:
-        """Until the actors have started and loaded their detectors; an actor that cannot start (no free CPU
-        on the cluster, a failing import) ends the scan with an error instead of waiting for ever."""
-        try:
-            ray.get([a.ready.remote() for a in new], timeout=iso.timeout_s)
-        except ray.exceptions.GetTimeoutError as exc:
-            raise ForensicsError(f"Ray workers did not start within {iso.timeout_s:g} s") from exc
-
-    def start() -> Any:
-        """A new actor, once it is up: a file's time limit must not include an actor's start-up."""
-        actor = worker_cls.remote(dets, limits, known_ref)
-        wait_ready([actor])
-        return actor
-
-    actors: list[Any] = []
-    running: dict[Any, tuple[int, Path, float]] = {}
-    known_ref = ray.put(frozenset(known))
-
-    def submit(i: int) -> None:
-        f = queue.take(smallest=i == 0)
-        assert f is not None
-        running[actors[i].score.remote(str(f))] = (i, f, time.monotonic())
-
-    try:
-        actors = [worker_cls.remote(dets, limits, known_ref) for _ in range(n)]
-        wait_ready(actors)  # start in parallel, then time files
-        for i in range(n):
-            if queue:
-                submit(i)
-        while running:
-            done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
-            for ref in done:
-                i, f, _t = running.pop(ref)
-                try:
-                    yield f, ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    yield f, _file_error(f, None, f"worker failed: {type(exc).__name__}", dets, {}).to_dict()
-                    actors[i] = start()
-                if queue:
-                    submit(i)
-            now = time.monotonic()
-            for ref, (i, f, t) in list(running.items()):
-                if now - t > iso.timeout_s:
-                    running.pop(ref)
-                    ray.kill(actors[i])
-                    yield f, _file_error(f, None, f"timed out after {iso.timeout_s:g} s", dets, {}).to_dict()
-                    actors[i] = start()
-                    if queue:
-                        submit(i)
-    finally:
-        for a in actors:
-            with contextlib.suppress(Exception):
-                ray.kill(a)
-        if started_here:
-            ray.shutdown()
+    def failed(self, path: Path, reason: str) -> Scored:
+        return Scored(_file_error(path, None, reason, self.dets, {}))

@@ -108,7 +108,7 @@ def hour_rss(kind: str) -> float:
     # Set up as a scan worker is (one thread, malloc tuning). Peak RSS is the child's VmHWM: ru_maxrss would carry over
     # the high-water mark of this (forked) process, which holds the generated video's frames.
     code = (
-        "import forensics; from forensics.scan import tune_worker; tune_worker(); "
+        "import forensics; from forensics.engines import tune_worker; tune_worker(); "
         f"r = forensics.analyze({str(path)!r}); "
         "print([x.status for x in r.results]); "
         "print(next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')))"

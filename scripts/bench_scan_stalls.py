@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import forensics
-from forensics.report import read_records
+from forensics.records import read_records
 from forensics.scan import Isolation, discover
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,8 @@ import forensics
 from forensics.cli import main
 from forensics.detectors import register
 from forensics.detectors.base import aggregate, calibrate
-from forensics.report import load_results, read_records
+from forensics.records import read_records
+from forensics.report import load_results
 from forensics.train.calibration import fit_temperature, threshold_at_fpr
 from forensics.weights import user_weights_dir
 

@@ -15,7 +15,7 @@ from tiny_detector import TinyDetector, make_tiny_weights
 import forensics
 from forensics.detectors import register
 from forensics.media import open_media
-from forensics.report import read_records
+from forensics.records import read_records
 from forensics.scan import Isolation, discover
 from forensics.testing import AUDIO_FORMATS, VIDEO_FORMATS, encode, face_photo, write_image, write_video
 from forensics.weights import user_weights_dir

@@ -15,7 +15,7 @@ from tiny_detector import make_tiny_weights
 
 import forensics
 from forensics.detectors import register
-from forensics.report import read_records
+from forensics.records import read_records
 from forensics.scan import Isolation
 from forensics.testing import write_image
 from forensics.weights import user_weights_dir
@@ -113,17 +113,16 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 def test_heap_trim_gives_freed_memory_back_only_over_the_resident_bound() -> None:
-    import importlib
+    from forensics import engines
 
-    scan_mod = importlib.import_module("forensics.scan")  # the module, not the function forensics.scan
-    if scan_mod._glibc() is None:
+    if engines._glibc() is None:
         pytest.skip("needs glibc")
     blocks = [bytearray(100_000) for _ in range(5000)]  # 500 MB of heap chunks (under the mmap threshold)
     keep = blocks[::50]  # survivors pin the heap's top: plain free() cannot give the rest back
     del blocks
-    held = scan_mod._resident_mb(os.getpid())
-    scan_mod._trim_heap(above_mb=held + 100)  # under the bound: the free pages stay for reuse
-    assert abs(scan_mod._resident_mb(os.getpid()) - held) < 50
-    scan_mod._trim_heap(above_mb=held / 2)
-    assert held - scan_mod._resident_mb(os.getpid()) > 300
+    held = engines._resident_mb(os.getpid())
+    engines.trim_heap(above_mb=held + 100)  # under the bound: the free pages stay for reuse
+    assert abs(engines._resident_mb(os.getpid()) - held) < 50
+    engines.trim_heap(above_mb=held / 2)
+    assert held - engines._resident_mb(os.getpid()) > 300
     assert len(keep) == 100

@@ -9,7 +9,7 @@ from tiny_detector import TinyDetector, make_tiny_weights
 
 import forensics
 from forensics.detectors import register
-from forensics.report import read_records
+from forensics.records import read_records
 from forensics.scan import Isolation
 from forensics.weights import user_weights_dir
 

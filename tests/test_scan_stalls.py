@@ -17,7 +17,7 @@ import forensics
 from forensics import weights as weights_mod
 from forensics.cli import main
 from forensics.detectors import register
-from forensics.report import read_records
+from forensics.records import read_records
 from forensics.scan import Isolation, discover
 from forensics.testing import write_image, write_video
 from forensics.weights import user_weights_dir

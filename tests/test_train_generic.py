@@ -134,7 +134,7 @@ def test_finetune_learns_and_registers(tiny: TinyDetector, labelled: tuple[Path,
     before = evaluate(tiny, collect(real=[real], fake=[fake]), variants=("original",))["variants"]["original"]
     seen: list[str] = []
     path = finetune("tiny_test", [real], [fake], tag="campaign", epochs=20, lr=0.1, batch_size=4, patience=5,
-                    progress=lambda stage, i, n, info: seen.append(stage))  # fmt: skip
+                    progress=lambda ev: seen.append(ev.kind))  # fmt: skip
     assert path.parent == user_weights_dir() and {"prepare", "train", "epoch"} <= set(seen)
     lw = load_weights("tiny_test.campaign")
     assert lw.card["parent"] == tiny.weights_id and lw.card["calibration"]["fpr"] == 0.01

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from forensics.report.jsonl import read_records
+from forensics.records import read_records
 
 COLUMNS = [
     "path", "sha256", "kind", "duration", "file_status", "verdict", "verdict_score", "verdict_detector",

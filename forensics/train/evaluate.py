@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 from forensics.detectors import create_detector
 from forensics.errors import ForensicsError, SkipDetection
 from forensics.media import open_media
+from forensics.progress import Progress, ProgressEvent
 from forensics.train.metrics import summarize
 from forensics.train.reencode import VARIANTS, applies, default_variants, reencode
 
@@ -62,7 +62,7 @@ def collect(real: list[Path] | None = None, fake: list[Path] | None = None, tabl
 
 
 def score_files(
-    detector: Any, samples: list[Sample], progress: Callable[[int, int, Path], None] | None = None
+    detector: Any, samples: list[Sample], progress: Progress | None = None, *, variant: str = "original"
 ) -> list[dict[str, Any]]:
     """Per file: unit logits and probabilities, file score, or a status when nothing was scored."""
     rows = []
@@ -78,7 +78,7 @@ def score_files(
             row |= {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
         rows.append(row)
         if progress:
-            progress(i, len(samples), s.path)
+            progress(ProgressEvent("score", i, len(samples), s.path, info={"variant": variant}))
     return rows
 
 
@@ -161,7 +161,7 @@ def evaluate(
     variants: tuple[str, ...] | None = None,
     out_dir: Path | None = None,
     device: str = "cpu",
-    progress: Callable[[str, int, int, Path], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Metrics for ``detector`` on ``samples``, for each re-encoding variant; writes plots and JSON to ``out_dir``."""
     det = create_detector(detector, weights, device=device) if isinstance(detector, str) else detector
@@ -187,7 +187,7 @@ def evaluate(
                 except (ForensicsError, OSError, ValueError) as exc:
                     failed.append({"path": str(s.path), "label": s.label, "source": s.source, "group": s.group,
                                    "status": "error", "reason": f"re-encoding as {v} failed: {exc}"})  # fmt: skip
-            rows = score_files(det, vs, (lambda i, n, p, v=v: progress(v, i, n, p)) if progress else None) + failed
+            rows = score_files(det, vs, progress, variant=v) + failed
             report["variants"][v] = metrics_from_rows(rows)
             report["variants"][v]["not_applicable"] = not_applicable
             if out_dir is not None:

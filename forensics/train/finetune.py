@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,10 @@ from forensics.detectors import create_detector
 from forensics.detectors.base import Unit
 from forensics.errors import ForensicsError
 from forensics.media import open_media
+from forensics.progress import Progress, ProgressEvent
 from forensics.train.calibration import fit_temperature, threshold_at_fpr
 from forensics.train.evaluate import Sample, collect
 from forensics.train.metrics import summarize
-
-Progress = Callable[[str, int, int, dict[str, Any]], None]
 
 
 def split_groups(samples: list[Sample], val_fraction: float, rng: np.random.Generator) -> tuple[set[str], set[str]]:
@@ -73,7 +71,7 @@ def _units(
         except (ForensicsError, OSError, ValueError, RuntimeError) as exc:
             problems.append(f"{s.path}: {exc}")
         if progress:
-            progress("prepare", i, len(samples), {"path": str(s.path)})
+            progress(ProgressEvent("prepare", i, len(samples), s.path))
     return xs, metas, kept, problems
 
 
@@ -217,11 +215,11 @@ def finetune(
             opt.step()
             total += loss.item() * len(idx)
             if progress:
-                progress("train", j + 1, len(batches), {"epoch": epoch, "loss": loss.item()})
+                progress(ProgressEvent("train", j + 1, len(batches), info={"epoch": epoch, "loss": loss.item()}))
         score = val_score(val_logits())
         history.append({"epoch": epoch, "train_loss": total / n_tr, "val_auc": score[0], "val_loss": -score[1]})
         if progress:
-            progress("epoch", epoch, epochs, history[-1])
+            progress(ProgressEvent("epoch", epoch, epochs, info=history[-1]))
         if score > best:
             best, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
         else:

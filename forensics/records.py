@@ -1,7 +1,10 @@
-"""Append-only JSONL results: one line per file, written whole, flushed and fsynced.
+"""The results record format: append-only JSONL, one line per file, written whole, flushed and fsynced.
 
-A scan killed mid-write can leave a partial last line; :func:`repair` trims it before the
-next append, and :func:`read_records` ignores anything that is not a complete JSON line.
+A record is :meth:`forensics.results.MediaReport.to_dict` plus what a scan adds: ``signature`` (the
+detectors, weights and parameters it was made with; resume compares it), ``elapsed_s``, and
+``duplicate_of`` for content recorded before under another path. A scan killed mid-write can leave a
+partial last line; :func:`repair` trims it before the next append, and :func:`read_records` ignores
+anything that is not a complete JSON line. Scan and report both read and write through this module.
 """
 
 from __future__ import annotations
