@@ -154,6 +154,14 @@ def decide(results: list[DetectionResult]) -> Verdict:
     )
 
 
+def parse_weights_id(text: str) -> tuple[str, str, str | None]:
+    """``(detector, tag, sha256 prefix)`` of a weights name or id: ``face_swap.sbi_v2@d610faf956f4`` gives
+    ``("face_swap", "sbi_v2", "d610faf956f4")``; ``face_swap.sbi_v2`` gives ``(…, None)``."""
+    name, _, sha = text.partition("@")
+    detector, _, tag = name.partition(".")
+    return detector, tag, sha or None
+
+
 @dataclass
 class MediaReport:
     """Everything known about one scanned file."""

@@ -157,6 +157,19 @@ def test_thumbnails_boxes_heatmaps_and_timelines(scanned: tuple[Path, list[Path]
     assert page.count("<figure>") == 1
 
 
+def test_heatmaps_come_only_from_the_weights_that_scored(scanned: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    results, _ = scanned
+    make_tiny_weights(user_weights_dir(), threshold=0.3)  # other bytes under the same name tiny_test.v1
+    try:
+        page = write_html(results, tmp_path / "w.html", thumbnails=2).read_text(encoding="utf-8")
+    finally:
+        make_tiny_weights(user_weights_dir())
+    assert page.count("<figure>") == 2 and 'class="heatmap"' not in page
+    assert page.count("no heatmap: tiny_test.v1 is now tiny_test.v1@") == 2 and "not the tiny_test.v1@" in page
+    page = write_html(results, tmp_path / "v.html", thumbnails=2).read_text(encoding="utf-8")
+    assert page.count('class="heatmap"') == 2  # the recorded weights are back
+
+
 def test_rescan_keeps_one_row_per_file_and_empty_results(scanned: tuple[Path, list[Path]], tmp_path: Path) -> None:
     results, files = scanned
     twice = tmp_path / "twice.jsonl"

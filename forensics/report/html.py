@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from forensics.report.jsonl import read_records
+from forensics.records import read_records
+from forensics.report.explain import explain
 
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f")
 THUMB_WIDTH = 320
@@ -471,29 +472,18 @@ def _timeline(rec: dict[str, Any], colours: dict[str, str]) -> str:
 
 
 def _gallery(records: list[dict[str, Any]], n: int, media_root: Path | None, root: str) -> str:
-    """The ``n`` most suspicious (file, detector) frames, decoded again from the media."""
-    cands = []
-    for i, rec in enumerate(records):
-        if (rec.get("info") or {}).get("kind") not in ("image", "video"):
-            continue
-        for r in rec.get("results") or []:
-            top = max(r.get("segments") or [], key=lambda s: s.get("score", 0.0), default=None)
-            if r.get("status") == "ok" and top is not None:
-                cands.append((float(top["score"]), i, r, top))
-    cands.sort(key=lambda c: -c[0])
+    """The ``n`` most suspicious (file, detector) frames, as :func:`~forensics.report.explain.explain` gives them."""
     figures = []
-    explainers: dict[tuple[str, str], Any] = {}
-    for score, i, r, seg in cands:
-        if len(figures) >= n:
-            break
-        svg = _thumbnail(records[i]["path"], r, seg, media_root, root, explainers)
-        if svg is None:
-            continue
+    for ex in explain(records, n, media_root=media_root, root=root):
+        r, seg, path = ex.result, ex.segment, records[ex.index]["path"]
         where = _span((seg["start"], seg["end"]))
         caption = (
-            f"{_shown(records[i]['path'], root)}\n{r.get('detector')} {score:.3f} at {where}\n{r.get('weights') or ''}"
+            f"{_shown(path, root)}\n{r.get('detector')} {float(seg['score']):.3f} at {where}\n{r.get('weights') or ''}"
         )
-        figures.append(f'<figure><a href="#f{i}">{svg}</a><figcaption>{_e(caption)}</figcaption></figure>')
+        if ex.note:
+            caption += f"\n{ex.note}"
+        svg = _thumbnail(ex.frame, seg.get("box"), ex.heat)
+        figures.append(f'<figure><a href="#f{ex.index}">{svg}</a><figcaption>{_e(caption)}</figcaption></figure>')
     if not figures:
         return ""
     return (
@@ -503,50 +493,10 @@ def _gallery(records: list[dict[str, Any]], n: int, media_root: Path | None, roo
     )
 
 
-def _locate(path: str, media_root: Path | None, root: str) -> Path | None:
-    """The media file: at its recorded path, else under ``media_root`` (as recorded, below the common root, by name)."""
-    p = Path(path)
-    tries = [p]
-    if media_root is not None:
-        tries += [media_root / p] if not p.is_absolute() else []
-        tries += [media_root / _shown(path, root)] if root and path.startswith(root + os.sep) else []
-        tries.append(media_root / p.name)
-    return next((t for t in tries if t.is_file()), None)
+def _thumbnail(img: np.ndarray, box: Any, heat: np.ndarray | None) -> str:
+    """An inline SVG: the frame (downscaled), the unit's box, and the heatmap over the box if any."""
+    import cv2
 
-
-def _frame_at(media: Any, t: float) -> np.ndarray:
-    """The first frame at or after ``t`` seconds (the frame a detector sampled at ``t``)."""
-    if media.info.kind == "image":
-        return next(iter(media.iter_frames())).image
-    duration = media.info.duration or 0.0
-    step = t if t > 1e-3 else max(duration, 1.0)
-    frames = media.iter_frames(fps=1.0 / step, max_frames=int(duration / step) + 2)
-    best = None
-    for fr in frames:
-        if best is None or abs(fr.t - t) < abs(best.t - t):
-            best = fr
-        if fr.t >= t - 1e-3:
-            break
-    if best is None:
-        raise ValueError("no frame decoded")
-    return best.image
-
-
-def _thumbnail(
-    path: str, result: dict[str, Any], seg: dict[str, Any], media_root: Path | None, root: str, explainers: dict
-) -> str | None:
-    """An inline SVG: the frame (downscaled), the unit's box, and the detector's heatmap if any."""
-    from forensics.errors import ForensicsError
-    from forensics.media import open_media
-
-    located = _locate(path, media_root, root)
-    if located is None:
-        return None
-    try:
-        media = open_media(located)
-        img = _frame_at(media, float(seg["start"]))
-    except (ForensicsError, OSError, ValueError):
-        return None
     h, w = img.shape[:2]
     scale = min(1.0, THUMB_WIDTH / w)
     tw, th = max(1, round(w * scale)), max(1, round(h * scale))
@@ -554,12 +504,12 @@ def _thumbnail(
         f'<svg width="{tw}" height="{th}" viewBox="0 0 {tw} {th}" xmlns="http://www.w3.org/2000/svg">',
         f'<image width="{tw}" height="{th}" href="{_data_uri(img, (tw, th), "JPEG")}"/>',
     ]
-    box = seg.get("box")
     bx = [float(v) * scale for v in box] if box and len(box) == 4 else [0.0, 0.0, float(tw), float(th)]
-    heat = _heatmap(media, result, seg, explainers)
     bw, bh = max(bx[2] - bx[0], 1.0), max(bx[3] - bx[1], 1.0)
     if heat is not None:
-        uri = _data_uri(heat, (max(1, round(bw)), max(1, round(bh))), "PNG")
+        rgb = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+        overlay = np.dstack([rgb, (heat * 160).astype(np.uint8)])  # alpha follows the heat
+        uri = _data_uri(overlay, (max(1, round(bw)), max(1, round(bh))), "PNG")
         parts.append(
             f'<image class="heatmap" x="{bx[0]:.1f}" y="{bx[1]:.1f}" width="{bw:.1f}" height="{bh:.1f}"'
             f' preserveAspectRatio="none" href="{uri}"/>'
@@ -569,33 +519,8 @@ def _thumbnail(
             f'<rect x="{bx[0]:.1f}" y="{bx[1]:.1f}" width="{bw:.1f}" height="{bh:.1f}"'
             ' fill="none" stroke="#ff0" stroke-width="2"/>'
         )
-    media.clear()
     parts.append("</svg>")
     return "".join(parts)
-
-
-def _heatmap(media: Any, result: dict[str, Any], seg: dict[str, Any], explainers: dict) -> np.ndarray | None:
-    """The detector's explanation of ``seg`` as an RGBA overlay (alpha follows the heat), or ``None``."""
-    import cv2
-
-    from forensics.detectors import create_detector
-    from forensics.results import Segment
-
-    name, weights = str(result.get("detector")), str(result.get("weights") or "").split("@", 1)[0]
-    try:
-        if (name, weights) not in explainers:
-            explainers[(name, weights)] = create_detector(name, weights or None)
-        heat = explainers[(name, weights)].explain(media, Segment.from_dict(seg))
-        if heat is None:
-            return None
-        heat = np.asarray(heat, dtype=np.float32)
-        if heat.ndim != 2 or heat.size == 0 or not np.all(np.isfinite(heat)):
-            return None
-    except Exception:  # any failure of an optional explanation (missing weights, bad segment) just omits it
-        return None
-    heat = np.clip(heat, 0.0, 1.0)
-    rgb = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    return np.dstack([rgb, (heat * 160).astype(np.uint8)])
 
 
 def _data_uri(img: np.ndarray, size: tuple[int, int], fmt: str) -> str:
