@@ -16,7 +16,7 @@ from forensics.detectors.base import DetectorSpec, Unit
 class ChaosDetector(TinyDetector):
     """Behaves like the tiny detector, except on files whose names ask for trouble."""
 
-    spec = DetectorSpec(name="tiny_test", kinds=("image", "video"), unit="frame", default_weights="v1", sample_fps=2.0)
+    spec = DetectorSpec(name="tiny_test", kinds=("image", "video"), unit="frame", default_weights="v1")
 
     def units(self, media: Any) -> list[Unit]:
         name = media.path.name

@@ -19,9 +19,9 @@ from forensics.detectors.lip_sync import (
     mouth_crop,
     mouth_opening,
     pack_unit,
-    speech_frames,
-    window_starts,
+    voiced_frames,
 )
+from forensics.detectors.windows import window_starts
 from forensics.nn.lip_sync import LipSyncEnsemble, LipSyncNet, build_lip_sync
 from forensics.testing import speechlike, write_video
 from forensics.train.lip_sync_data import (
@@ -96,9 +96,9 @@ def test_log_mel_and_energy_share_the_video_clock() -> None:
 def test_voice_activity_separates_speech_from_tone_and_silence() -> None:
     t = np.arange(32000) / 16000
     tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    assert not speech_frames(frame_energy_db(tone, PREP), PREP).any()
-    assert not speech_frames(frame_energy_db(np.zeros(32000, np.float32), PREP), PREP).any()
-    assert 0.2 < speech_frames(frame_energy_db(speechlike(2.0), PREP), PREP).mean() < 1.0
+    assert not voiced_frames(frame_energy_db(tone, PREP), PREP).any()
+    assert not voiced_frames(frame_energy_db(np.zeros(32000, np.float32), PREP), PREP).any()
+    assert 0.2 < voiced_frames(frame_energy_db(speechlike(2.0), PREP), PREP).mean() < 1.0
 
 
 def test_pack_unit_layout_and_padding() -> None:
@@ -216,9 +216,9 @@ def test_offset_hmm_card_reads_each_track_apart_in_time_order(
 
 
 def test_window_starts_cover_the_run() -> None:
-    assert window_starts(20, PREP) == []
-    assert window_starts(25, PREP) == [0]
-    assert window_starts(50, PREP) == [0, 12, 24, 25]
+    assert window_starts(20, PREP["window_frames"], PREP["hop_frames"]) == []
+    assert window_starts(25, PREP["window_frames"], PREP["hop_frames"]) == [0]
+    assert window_starts(50, PREP["window_frames"], PREP["hop_frames"]) == [0, 12, 24, 25]
 
 
 def _synthetic_clip(seed: int, n: int = 100) -> SyncClip:
@@ -230,7 +230,7 @@ def _synthetic_clip(seed: int, n: int = 100) -> SyncClip:
     for i, e in enumerate(env):
         cv2.ellipse(crops[i], (32, 16), (16, max(1, int(12 * e))), 0, 0, 360, 30, -1)
     wav = rng.standard_normal(n * 640).astype(np.float32) * np.repeat(0.01 + env, 640).astype(np.float32) * 0.3
-    return SyncClip(f"syn{seed}", 0, crops, log_mel(wav, PREP), speech_frames(frame_energy_db(wav, PREP), PREP))
+    return SyncClip(f"syn{seed}", 0, crops, log_mel(wav, PREP), voiced_frames(frame_energy_db(wav, PREP), PREP))
 
 
 def test_training_steps_reduce_the_sync_loss() -> None:

@@ -12,6 +12,7 @@ import torch
 
 from forensics.detectors import create_detector
 from forensics.detectors import synthetic_speech as S
+from forensics.detectors.windows import window_starts
 from forensics.nn.synthetic_speech import LCNN, GMMScorer, build_network
 from forensics.testing import write_video, write_wav
 from forensics.train.vocoders import formant_voice, griffin_lim_stft
@@ -63,10 +64,10 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_windows_cover_the_whole_length_and_end_at_the_end() -> None:
     win, hop = 4 * SR, 2 * SR
-    starts = S.window_starts(11 * SR + 123, win, hop)
+    starts = window_starts(11 * SR + 123, win, hop, short=True)
     assert starts[0] == 0 and starts[-1] + win == 11 * SR + 123
     assert all(b - a <= hop for a, b in itertools.pairwise(starts))
-    assert S.window_starts(3 * SR, win, hop) == [0]
+    assert window_starts(3 * SR, win, hop, short=True) == [0]
 
 
 def test_fit_length_tiles_short_audio_instead_of_padding_silence() -> None:
@@ -80,7 +81,7 @@ def test_loudness_normalisation_reaches_target_and_caps_gain() -> None:
     v = formant_voice(3.0, SR)
     out = S.normalise_loudness(v * 2, PRE)
     assert np.allclose(out, S.normalise_loudness(v * 3, PRE), atol=1e-5)  # scale-invariant above the floor
-    level, active = S.speech_frames(out, PRE)
+    level, active = S.frame_levels(out, PRE)
     assert 10 * np.log10(np.mean(10 ** (level[active] / 10))) == pytest.approx(PRE["loudness_dbfs"], abs=0.1)
     quiet = S.normalise_loudness(v * 0.05, PRE | {"max_gain_db": 10.0})  # needs ~29 dB: the gain is capped
     assert np.abs(quiet).max() == pytest.approx(np.abs(v).max() * 0.05 * 10**0.5, rel=1e-3)

@@ -27,7 +27,7 @@ class ColourStats(nn.Module):
 
 
 class TinyDetector(Detector):
-    spec = DetectorSpec(name="tiny_test", kinds=("image", "video"), unit="frame", default_weights="v1", sample_fps=2.0)
+    spec = DetectorSpec(name="tiny_test", kinds=("image", "video"), unit="frame", default_weights="v1")
 
     def build(self, weights: Any) -> nn.Module:
         m = ColourStats(**weights.card["architecture"]["args"])
@@ -35,15 +35,15 @@ class TinyDetector(Detector):
         return m
 
     def units(self, media: Any) -> list[Unit]:
-        size = self.preprocessing["size"]
+        size, fps = self.preprocessing["size"], self.preprocessing["sample_fps"]
         out = []
-        for fr in media.frames(fps=self.spec.sample_fps):
+        for fr in media.frames(fps=fps):
             import cv2
 
             img = cv2.resize(fr.image, (size, size)).astype(np.float32) / 255.0
             if img.std() < 1e-3:
                 raise SkipDetection("blank frame")
-            out.append(Unit(img.transpose(2, 0, 1), fr.t, fr.t + 1 / self.spec.sample_fps, frame=fr.index))
+            out.append(Unit(img.transpose(2, 0, 1), fr.t, fr.t + 1 / fps, frame=fr.index))
         return out
 
 
@@ -56,7 +56,7 @@ def make_tiny_weights(folder: Path, tag: str = "v1", threshold: float = 0.5) -> 
         "name": f"tiny_test.{tag}",
         "detector": "tiny_test",
         "architecture": {"name": "ColourStats", "args": {"channels": 3}},
-        "preprocessing": {"size": 32},
+        "preprocessing": {"size": 32, "sample_fps": 2.0},
         "calibration": {"temperature": 1.0, "bias": 0.0, "threshold": threshold, "fpr": 0.01, "aggregation": "mean"},
         "training_data": "none (random init, test only)",
         "metrics": {},

@@ -21,9 +21,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from forensics.errors import DetectorError, ForensicsError, SkipDetection, WeightsNotFoundError
-from forensics.results import DetectionResult, Segment
+from forensics.results import DetectionResult, Segment, parse_weights_id
 
 UNITS = ("face", "frame", "audio_window", "av_window")
+LISTENING_UNITS = ("audio_window", "av_window")  # units that read the sound track
 
 
 @dataclass(frozen=True)
@@ -37,17 +38,14 @@ class FinetuneRecipe:
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """What a detector consumes and how its unit scores become a file score."""
+    """What a detector consumes and how its unit scores become a file score. Numbers that depend on the
+    weights (frame rates, window lengths, sample rates) are in the weights card's ``preprocessing`` only."""
 
     name: str
     kinds: tuple[str, ...]  # media kinds it scores: "image", "video", "audio"
     unit: str  # one of UNITS
     default_weights: str  # tag of the shipped weights
     aggregation: str = "mean"
-    sample_fps: float | None = None  # frame sampling rate for frame/face units
-    window_s: float | None = None  # window length for audio(-visual) units
-    hop_s: float | None = None
-    sample_rate: int | None = None
     description: str = ""
     finetune: FinetuneRecipe = FinetuneRecipe()
 
@@ -198,7 +196,7 @@ class Detector(ABC):
             entry = resolve(self.weights)
             if entry.path is None or not entry.path.is_file():
                 raise WeightsNotFoundError(f"weights file of {entry.name} not found: {entry.path}")
-            det = entry.card.get("detector", entry.name.split(".", 1)[0])
+            det = entry.card.get("detector", parse_weights_id(entry.name)[0])
             if det != self.spec.name:
                 raise DetectorError(f"weights {entry.name} are for detector {det!r}, not {self.spec.name!r}")
             entry.sha256 = entry.sha256 or sha256_file(entry.path)  # a bare path's card may record none
@@ -213,13 +211,11 @@ class Detector(ABC):
     def load(self) -> Detector:
         """Load and verify weights and build the network on ``device``. Idempotent."""
         if self._model is None:
+            from forensics.nn.zoo import build_network
             from forensics.weights import load_weights
 
+            self.weights_entry()  # the weights are this detector's
             lw = load_weights(self.weights)
-            det = lw.card.get("detector", lw.name.split(".", 1)[0])
-            if det != self.spec.name:
-                raise DetectorError(f"weights {lw.name} are for detector {det!r}, not {self.spec.name!r}")
-            from forensics.nn.zoo import build_network
 
             model = build_network(lw.card.get("architecture", {}))  # a published foreign network?
             if model is None:

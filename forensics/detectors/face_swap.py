@@ -62,7 +62,6 @@ class FaceSwapDetector(Detector):
         unit="face",
         default_weights="sbi_v2",
         aggregation="track_max",
-        sample_fps=2.0,
         description="blending-boundary CNN trained on self-blended real faces (face swap, face re-rendering)",
     )
 

@@ -81,7 +81,6 @@ class GanFingerprint(Detector):
         unit="frame",
         default_weights="residual_v1",
         aggregation="mean",
-        sample_fps=0.5,
         description="GAN/diffusion upsampling traces in native-resolution crops; attribution to user fingerprints",
         # measured: scripts/eval_gan_fingerprint.py --finetuned (Stable Diffusion AUC 0.510 with 5 epochs at 1e-4)
         finetune=FinetuneRecipe(epochs=30, lr=1e-3, patience=30),
@@ -99,7 +98,7 @@ class GanFingerprint(Detector):
 
     def units(self, media: Any) -> list[Unit]:
         p = self.preprocessing
-        fps = float(p.get("sample_fps", self.spec.sample_fps or 0.5))
+        fps = float(p["sample_fps"])
         frames = media.frames(fps=fps) if media.info.kind == "video" else media.frames()
         span = 1.0 / fps if media.info.kind == "video" else 0.0
         faces = self._faces_by_frame(media) if p.get("face_crops") else {}

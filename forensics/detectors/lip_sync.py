@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from forensics.detectors.base import Detector, DetectorSpec, Unit, calibrate
+from forensics.detectors.windows import window_starts
 from forensics.errors import DetectorError, MediaError, SkipDetection
 
 # -- preprocessing shared by scanning and training -----------------------------------------
@@ -256,7 +257,7 @@ def frame_energy_db(wav: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
     return (20 * np.log10(rms + 1e-8)).astype(np.float32)
 
 
-def speech_frames(energy_db: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
+def voiced_frames(energy_db: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
     """Voice-activity per frame: louder than ``vad_floor_db`` and ``vad_margin_db`` above the file's noise floor."""
     if energy_db.size == 0:
         return np.zeros(0, bool)
@@ -268,7 +269,7 @@ def pack_unit(crops: np.ndarray, mel: np.ndarray, speech: np.ndarray, first: int
     """One network row: the standardised mouth clip, the standardised log-mel around it, its speech flags.
 
     ``crops`` are the window's ``window_frames`` mouth crops starting at clock frame ``first``;
-    ``mel`` is the whole file's :func:`log_mel` and ``speech`` its :func:`speech_frames`. The audio
+    ``mel`` is the whole file's :func:`log_mel` and ``speech`` its :func:`voiced_frames`. The audio
     slice and its speech flags span the window widened by ``max_offset_frames`` on each side,
     padded with the mel floor (and no speech) beyond the file.
     """
@@ -309,17 +310,6 @@ def lagged_correlation(x: np.ndarray, y: np.ndarray, max_lag: int) -> np.ndarray
     return np.array(out, np.float32)
 
 
-def window_starts(length: int, prep: dict[str, Any]) -> list[int]:
-    """Window start offsets in a run of ``length`` frames (hop ``hop_frames``), the last one flush with the end."""
-    wf, hop = int(prep["window_frames"]), int(prep["hop_frames"])
-    if length < wf:
-        return []
-    starts = list(range(0, length - wf + 1, hop))
-    if starts[-1] != length - wf:
-        starts.append(length - wf)
-    return starts
-
-
 # -- the detector ----------------------------------------------------------------------------
 
 
@@ -332,9 +322,6 @@ class LipSyncDetector(Detector):
         unit="av_window",
         default_weights="sync_v8",
         aggregation="mean",
-        window_s=1.0,
-        hop_s=0.5,
-        sample_rate=16000,
         description="two-stream mouth/log-mel sync network: per-window sync confidence and audio-video offset",
     )
 
@@ -383,7 +370,7 @@ class LipSyncDetector(Detector):
         except MediaError as exc:
             raise SkipDetection(f"audio track cannot be decoded: {exc}") from exc
         energy = frame_energy_db(wav, prep)
-        speech = speech_frames(energy, prep)
+        speech = voiced_frames(energy, prep)
         if not speech.any():
             raise SkipDetection("no speech in the audio track (voice-activity test)")
         tracks = mouth_tracks(media, prep, self.face_detector())
@@ -401,7 +388,7 @@ class LipSyncDetector(Detector):
         units: list[Unit] = []
         for tr in big:
             opening = mouth_opening(tr.crops)
-            for s in window_starts(len(tr.crops), prep):
+            for s in window_starts(len(tr.crops), int(prep["window_frames"]), int(prep["hop_frames"])):
                 f0 = tr.first + s
                 active = speech[f0 : f0 + wf]
                 if active.size == 0 or active.mean() < float(prep["vad_min_fraction"]):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from forensics.detectors.base import Detector, DetectorSpec, FinetuneRecipe, Unit
+from forensics.detectors.windows import window_starts
 from forensics.errors import SkipDetection
 
 NO_SPEECH = "no speech found (silence or music)"
@@ -43,27 +44,17 @@ def power_spectrogram(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
 
 
 def normalise_loudness(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
-    """Scale so the RMS of the active frames (see :func:`speech_frames`) is ``loudness_dbfs``.
+    """Scale so the RMS of the active frames (see :func:`frame_levels`) is ``loudness_dbfs``.
 
     The gain is capped at ``max_gain_db``; audio without active frames is returned unchanged.
     """
-    level, active = speech_frames(wav, pre)
+    level, active = frame_levels(wav, pre)
     if not active.any():
         return wav.astype(np.float32)
     loud_db = 10 * np.log10(np.mean(10 ** (level[active] / 10)))
     gain_db = min(float(pre["loudness_dbfs"]) - loud_db, float(pre["max_gain_db"]))
     out = np.multiply(wav, np.float32(10 ** (gain_db / 20)), dtype=np.float32)
     return np.clip(out, -1.0, 1.0, out=out)  # in place: one copy of the track, not three
-
-
-def window_starts(n_samples: int, win: int, hop: int) -> list[int]:
-    """Window starts covering the whole signal; the last window ends exactly at the end."""
-    if n_samples <= win:
-        return [0]
-    starts = list(range(0, n_samples - win + 1, hop))
-    if starts[-1] + win < n_samples:
-        starts.append(n_samples - win)
-    return starts
 
 
 def fit_length(chunk: np.ndarray, n: int) -> np.ndarray:
@@ -73,7 +64,7 @@ def fit_length(chunk: np.ndarray, n: int) -> np.ndarray:
     return np.tile(chunk, int(np.ceil(n / max(chunk.size, 1))))[:n]
 
 
-def speech_frames(wav: np.ndarray, pre: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def frame_levels(wav: np.ndarray, pre: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame level (dB) and an "active" mask: above an absolute floor and within ``rel_db`` of the loud frames."""
     vad = pre["vad"]
     frames = frame_signal(np.ascontiguousarray(wav, dtype=np.float32), int(pre["win_length"]), int(pre["hop_length"]))
@@ -141,11 +132,11 @@ def speech_windows(wav: np.ndarray, pre: dict[str, Any]) -> list[tuple[int, int,
     win, hop = round(pre["window_s"] * sr), round(pre["hop_s"] * sr)
     if wav.size < float(pre["min_speech_s"]) * sr:
         return []
-    level, active = speech_frames(wav, pre)
+    level, active = frame_levels(wav, pre)
     norm = normalise_loudness(wav, pre)
     fhop = int(pre["hop_length"])
     out = []
-    for s in window_starts(wav.size, win, hop):
+    for s in window_starts(wav.size, win, hop, short=True):
         e = min(s + win, wav.size)
         f0, f1 = s // fhop, max(s // fhop + 1, (e - int(pre["win_length"])) // fhop + 1)
         if is_speech(wav[s:e], level[f0:f1], active[f0:f1], pre):
@@ -165,9 +156,6 @@ class SyntheticSpeech(Detector):
         unit="audio_window",
         default_weights="lcnn_v1",
         aggregation="top_k_mean",
-        window_s=4.0,
-        hop_s=2.0,
-        sample_rate=16000,
         description="Synthetic speech (vocoders, TTS, voice conversion) per 4 s window of the audio track",
         # measured: scripts/eval_synthetic_speech.py --finetuned within-repo (5 epochs at 1e-4 stopped undertrained)
         finetune=FinetuneRecipe(epochs=30, lr=1e-3, patience=30),

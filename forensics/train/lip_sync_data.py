@@ -21,9 +21,9 @@ from forensics.detectors.lip_sync import (
     log_mel,
     mouth_tracks,
     pack_unit,
-    speech_frames,
-    window_starts,
+    voiced_frames,
 )
+from forensics.detectors.windows import window_starts
 
 # Audio shifts (seconds) of the held-out shift test: training selection, calibration and evaluation alike.
 SHIFTS = (-0.5, -0.4, -0.3, 0.3, 0.4, 0.5)
@@ -57,7 +57,7 @@ def make_clip(media: Any, prep: dict[str, Any], name: str, face_detector: Any = 
         return None
     tr = max(tracks, key=lambda t: len(t.crops))
     wav = media.audio(int(prep["sample_rate"]))
-    return SyncClip(name, tr.first, tr.crops, log_mel(wav, prep), speech_frames(frame_energy_db(wav, prep), prep))
+    return SyncClip(name, tr.first, tr.crops, log_mel(wav, prep), voiced_frames(frame_energy_db(wav, prep), prep))
 
 
 def shift_mel(mel: np.ndarray, seconds: float, prep: dict[str, Any]) -> np.ndarray:
@@ -97,7 +97,7 @@ def speech_windows(clip: SyncClip, prep: dict[str, Any], hop: int | None = None)
     """Window starts (indices into ``clip.crops``; every ``hop`` frames, default the card's) with speech."""
     wf = int(prep["window_frames"])
     out = []
-    for s in window_starts(len(clip.crops), prep if hop is None else {**prep, "hop_frames": hop}):
+    for s in window_starts(len(clip.crops), wf, int(prep["hop_frames"] if hop is None else hop)):
         act = clip.speech[clip.first + s : clip.first + s + wf]
         if act.size and act.mean() >= float(prep["vad_min_fraction"]):
             out.append(s)

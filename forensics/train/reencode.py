@@ -16,6 +16,7 @@ import av
 import cv2
 import numpy as np
 
+from forensics.detectors.base import LISTENING_UNITS
 from forensics.media import open_media
 
 PICTURE_VARIANTS = ("crf23", "crf32", "half")
@@ -35,9 +36,9 @@ def applies(variant: str, info: Any) -> bool:
 
 def default_variants(spec: Any) -> tuple[str, ...]:
     """The variants that change what a detector reads: picture ones for image/video detectors, ``aac64`` for
-    those that read sound (their spec has a ``sample_rate``)."""
+    those that read sound (audio or audio-visual units)."""
     picture = PICTURE_VARIANTS if {"image", "video"} & set(spec.kinds) else ()
-    return ("original", *picture, *(("aac64",) if spec.sample_rate else ()))
+    return ("original", *picture, *(("aac64",) if spec.unit in LISTENING_UNITS else ()))
 
 
 def reencode(src: Path, dst_dir: Path, variant: str) -> Path:
