@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
+from forensics._version import __version__
 from forensics.detectors import create_detector, list_detectors
 from forensics.errors import ForensicsError, MediaError, WeightsError
 from forensics.results import DetectionResult, MediaReport, Segment
