@@ -15,7 +15,8 @@ from torch.nn import functional as F
 from forensics import weights as W
 from forensics.errors import WeightsError
 from forensics.nn import zoo
-from forensics.nn.converters import CONVERTERS, convert_state_dict, efficientnet_pytorch_key_map, suggest_converter
+from forensics.weights import published
+from forensics.weights.convert import CONVERTERS, convert_state_dict, efficientnet_pytorch_key_map, suggest_converter
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -264,18 +265,18 @@ def test_cli_import_writes_safetensors_and_card(
 
 
 def test_published_entries_register_only_with_a_sha256(weights_home: Path) -> None:
-    assert all(p.converter in CONVERTERS and p.name.count(".") >= 1 for p in zoo.PUBLISHED.values())
-    assert all(p.sha256 is None or len(p.sha256) == 64 for p in zoo.PUBLISHED.values())
+    assert all(p.converter in CONVERTERS and p.name.count(".") >= 1 for p in published.PUBLISHED.values())
+    assert all(p.sha256 is None or len(p.sha256) == 64 for p in published.PUBLISHED.values())
     try:
-        assert zoo.register_published() == [p.name for p in zoo.PUBLISHED.values() if p.sha256]
+        assert published.register_published() == [p.name for p in published.PUBLISHED.values() if p.sha256]
         name = "gan_fingerprint.cnndetection_blur_jpg_prob0.5"
-        assert name in zoo.register_published({name: "ab" * 32})
+        assert name in published.register_published({name: "ab" * 32})
         entry = W.registry()[name]
         assert entry.source == "remote" and entry.sha256 == "ab" * 32 and entry.card["converter"] == "cnndetection"
         with pytest.raises(WeightsError, match="no published checkpoint named"):
-            zoo.register_published({"face_swap.nope": "ab" * 32})
+            published.register_published({"face_swap.nope": "ab" * 32})
         with pytest.raises(WeightsError, match="64-hex"):
-            zoo.register_published({name: "abc"})
+            published.register_published({name: "abc"})
     finally:
         W._REMOTE.clear()
 
@@ -321,10 +322,10 @@ def test_import_published_checks_the_sha256_and_fills_the_card(
     ckpt = cnndetection_pth[0]
     name = "gan_fingerprint.cnndetection_blur_jpg_prob0.1"
     with pytest.raises(ChecksumMismatchError, match="expected 000000000000"):
-        zoo.import_published(name, ckpt, sha256="0" * 64)
-    zoo.import_published(name, ckpt, sha256=hashlib.sha256(ckpt.read_bytes()).hexdigest())
+        published.import_published(name, ckpt, sha256="0" * 64)
+    published.import_published(name, ckpt, sha256=hashlib.sha256(ckpt.read_bytes()).hexdigest())
     lw = W.load_weights(name)
     assert "CC BY-NC-SA" in lw.card["licence"] and "ProGAN" in lw.card["training_data"]
-    assert lw.card["source_url"] == zoo.PUBLISHED[name].url
+    assert lw.card["source_url"] == published.PUBLISHED[name].url
     with pytest.raises(WeightsError, match="no published checkpoint"):
-        zoo.import_published("gan_fingerprint.nope", ckpt)
+        published.import_published("gan_fingerprint.nope", ckpt)

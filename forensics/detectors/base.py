@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from forensics._version import __version__
 from forensics.errors import DetectorError, ForensicsError, SkipDetection, WeightsNotFoundError
 from forensics.results import DetectionResult, Segment, parse_weights_id
 
@@ -128,8 +129,7 @@ def aggregate(name: str, scores: np.ndarray, tracks: Sequence[int | None]) -> fl
 
 
 def library_version() -> str:
-    from forensics import __version__
-
+    """The version of this library, recorded with every result."""
     return __version__
 
 

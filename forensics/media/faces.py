@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
-from forensics.media.core import Frame
+if TYPE_CHECKING:  # for annotations only: core imports this module (lazily), never the reverse
+    from forensics.media.core import Frame
 
 
 @dataclass

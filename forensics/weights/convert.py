@@ -1,5 +1,8 @@
 """Converters: published or foreign state dicts -> our tensor names plus architecture record.
 
+:func:`import_checkpoint` reads a pickled checkpoint as tensors only, converts it and saves
+safetensors plus card in the user's weights folder.
+
 A converter takes a plain ``{name: tensor}`` dict and returns ``(tensors, architecture)``.
 Converters of foreign checkpoints (``cnndetection``, ``torchvision``, ``efficientnet_pytorch``,
 ``sbi_efficientnet_b4``) check every key and shape against the network
@@ -12,12 +15,15 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from forensics.errors import WeightsError
+from forensics.errors import UnsafeWeightsError, WeightsError, WeightsNotFoundError
 from forensics.nn import zoo
+from forensics.weights import load_weights, save_weights, sha256_file, user_weights_dir
 
 Converter = Callable[[dict[str, Any], str], tuple[dict[str, Any], dict[str, Any]]]
 CONVERTERS: dict[str, Converter] = {}
@@ -60,8 +66,6 @@ def unwrap_state_dict(obj: Any) -> dict[str, Any]:
 def native(state: dict[str, Any], detector: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A checkpoint of one of our own architectures: keys must match the detector's shipped weights."""
     from forensics.detectors import get_detector_class
-    from forensics.errors import WeightsNotFoundError
-    from forensics.weights import load_weights
 
     spec = get_detector_class(detector).spec
     try:
@@ -169,7 +173,6 @@ def detector_preprocessing(detector: str, **published: Any) -> dict[str, Any]:
     ``input_size`` is also written under the key the detector uses for it (``size`` or ``crop``).
     """
     from forensics.detectors import get_detector_class
-    from forensics.weights import load_weights
 
     try:
         spec = get_detector_class(detector).spec
@@ -395,3 +398,39 @@ def convert_state_dict(
             raise WeightsError("fake_index applies to a 2-logit head only")
         architecture["args"]["fake_index"] = int(value)
     return tensors, architecture
+
+
+def import_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    detector: str,
+    tag: str,
+    converter: str | None = None,
+    card: dict[str, Any] | None = None,
+) -> Path:
+    """Convert a pickled checkpoint into safetensors plus card in the user's weights folder.
+
+    The file is read with ``torch.load(weights_only=True)``: tensors only, no code runs.
+    ``converter`` names a key-mapping in :data:`CONVERTERS` (default ``native``).
+    """
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UnsafeWeightsError(f"cannot load {path} safely as tensors only: {exc}") from exc
+    tensors, arch = convert_state_dict(obj, detector=detector, converter=converter)
+    arch = dict(arch)
+    base = {
+        "name": f"{detector}.{tag}",
+        "detector": detector,
+        "preprocessing": arch.pop("preprocessing", {}),
+        "architecture": arch,
+        "calibration": {"temperature": 1.0, "bias": 0.0, "threshold": 0.5, "fpr": None, "note": "uncalibrated import"},
+        "training_data": f"imported from {Path(path).name}; see its publisher",
+        "metrics": {},
+        "licence": "as published by the checkpoint's authors",
+        "source_sha256": sha256_file(Path(path)),
+    }
+    base.update(card or {})
+    return save_weights(tensors, base, user_weights_dir())

@@ -4,6 +4,10 @@ A weights id is ``detector.tag`` (``face_swap.sbi_v2``). Sources, in resolution 
 explicit local path, the user's cache (``$FORENSICS_HOME/weights`` or the platform cache dir,
 where fine-tuned, imported and downloaded weights live), the weights shipped in ``models/``,
 and registered URLs (downloaded, verified, then cached). Pickles are never loaded implicitly.
+
+Converters of other authors' checkpoints live in :mod:`forensics.weights.convert` (with
+:func:`import_checkpoint`, importable from here too), the published checkpoints we know of in
+:mod:`forensics.weights.published`. This module imports neither torch nor them until needed.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forensics.errors import ChecksumMismatchError, UnsafeWeightsError, WeightsError, WeightsNotFoundError
+
+if TYPE_CHECKING:
+    from forensics.weights.convert import import_checkpoint as import_checkpoint  # re-exported lazily below
 
 CARD_KEY = "forensics_card"
 CARD_FIELDS = ("architecture", "preprocessing", "calibration", "training_data", "metrics", "licence")
@@ -221,6 +228,8 @@ def resolve(
             download(entry.url or "", entry.sha256, raw, progress=progress)
         card = {k: v for k, v in entry.card.items() if k not in ("name", "sha256", "file", "converter")}
         detector, tag = name.split(".", 1)
+        from forensics.weights.convert import import_checkpoint
+
         import_checkpoint(raw, detector=detector, tag=tag, converter=entry.card["converter"], card=card)
         return _entries_in(user_weights_dir(), "user")[name]
     if entry.source == "remote":
@@ -282,39 +291,10 @@ def verify_all() -> list[tuple[str, str]]:
     return out
 
 
-def import_checkpoint(
-    path: str | os.PathLike[str],
-    *,
-    detector: str,
-    tag: str,
-    converter: str | None = None,
-    card: dict[str, Any] | None = None,
-) -> Path:
-    """Convert a pickled checkpoint into safetensors plus card in the user's weights folder.
+def __getattr__(name: str) -> Any:
+    """``import_checkpoint`` is imported from :mod:`forensics.weights.convert` (which needs torch) on first use."""
+    if name == "import_checkpoint":
+        from forensics.weights.convert import import_checkpoint
 
-    The file is read with ``torch.load(weights_only=True)``: tensors only, no code runs.
-    ``converter`` names a key-mapping in :mod:`forensics.nn.converters` (default: the detector's).
-    """
-    import torch
-
-    from forensics.nn.converters import convert_state_dict
-
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UnsafeWeightsError(f"cannot load {path} safely as tensors only: {exc}") from exc
-    tensors, arch = convert_state_dict(obj, detector=detector, converter=converter)
-    arch = dict(arch)
-    base = {
-        "name": f"{detector}.{tag}",
-        "detector": detector,
-        "preprocessing": arch.pop("preprocessing", {}),
-        "architecture": arch,
-        "calibration": {"temperature": 1.0, "bias": 0.0, "threshold": 0.5, "fpr": None, "note": "uncalibrated import"},
-        "training_data": f"imported from {Path(path).name}; see its publisher",
-        "metrics": {},
-        "licence": "as published by the checkpoint's authors",
-        "source_sha256": sha256_file(Path(path)),
-    }
-    base.update(card or {})
-    return save_weights(tensors, base, user_weights_dir())
+        return import_checkpoint
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
