@@ -103,8 +103,11 @@ def analyze(
     limits: Limits = DEFAULT_LIMITS,
     sha256: str | None = None,
 ) -> MediaReport:
-    """Score one file with every chosen detector. Never raises for bad media: see the statuses."""
+    """Score one file with every chosen detector. Never raises for bad media: see the statuses (bad weights
+    raise: they are the caller's configuration, not the file's fault)."""
     dets = detectors if _all_instances(detectors) else build_detectors(detectors, weights=weights, device=device)
+    for d in dets:  # type: ignore[union-attr]
+        d.load()
     return _analyze(Path(path), dets, limits, sha256)  # type: ignore[arg-type]
 
 

@@ -14,6 +14,7 @@ import forensics
 from forensics.cli import main
 from forensics.detectors import register
 from forensics.detectors.base import aggregate, calibrate
+from forensics.errors import ChecksumMismatchError
 from forensics.records import read_records
 from forensics.report import load_results
 from forensics.train.calibration import fit_temperature, threshold_at_fpr
@@ -97,6 +98,12 @@ def test_tampered_weights_are_refused(tiny: TinyDetector, media_dir: Path) -> No
     r = fresh.detect(media_dir / "face.jpg")
     assert r.status == "error" and "ChecksumMismatch" in r.reason
     assert main(["weights", "verify"]) == 4
+    for run in (
+        lambda d: list(forensics.scan(media_dir, detectors=[d])),
+        lambda d: forensics.analyze(media_dir / "face.jpg", detectors=[d]),
+    ):
+        with pytest.raises(ChecksumMismatchError):  # a scan refuses bad weights once, before any file
+            run(forensics.create_detector("tiny_test"))
 
 
 def test_analyze_and_verdict(tiny: TinyDetector, media_dir: Path) -> None:
