@@ -194,14 +194,16 @@ class Embedded:
     track: int | None = None
 
 
-def embed_voice(wav: np.ndarray, encoder: Any, pre: dict[str, Any], device: str = "cpu") -> np.ndarray:
-    """The unit-norm mean of the partial-utterance embeddings of ``wav`` (Resemblyzer's ``embed_utterance``)."""
+def embed_voices(wavs: Sequence[np.ndarray], encoder: Any, pre: dict[str, Any], device: str = "cpu") -> np.ndarray:
+    """``(len(wavs), D)``: each the unit-norm mean of its partial-utterance embeddings (Resemblyzer's
+    ``embed_utterance``); the partials of all utterances go through the encoder as one batch."""
     import torch
 
+    parts = [utterance_partials(w, pre) for w in wavs]
     with torch.inference_mode():
-        partials = encoder(torch.from_numpy(utterance_partials(wav, pre)).to(device)).cpu().numpy()
-    raw = partials.mean(axis=0)
-    return (raw / np.linalg.norm(raw)).astype(np.float32)
+        emb = encoder(torch.from_numpy(np.concatenate(parts)).to(device)).cpu().numpy()
+    raw = np.stack([e.mean(axis=0) for e in np.split(emb, np.cumsum([len(p) for p in parts])[:-1])])
+    return (raw / np.linalg.norm(raw, axis=1, keepdims=True)).astype(np.float32)
 
 
 def embed_face(image: np.ndarray, box: Sequence[float], models: tuple[Any, Any], pre: dict[str, Any]) -> np.ndarray:
@@ -245,9 +247,8 @@ def embed_media(
         sr = int(vp["sample_rate"])
         windows = speech_windows(media.audio(sr), vp)
         if windows:
-            encoder = backbones.voice()
-            for s, e, speech in windows:
-                out.append(Embedded("voice", embed_voice(speech, encoder, vp, device), s / sr, e / sr))
+            vecs = embed_voices([w for _, _, w in windows], backbones.voice(), vp, device)
+            out += [Embedded("voice", v, s / sr, e / sr) for (s, e, _), v in zip(windows, vecs, strict=True)]
     return out
 
 
@@ -364,7 +365,7 @@ class IdentityDetector(Detector):
 
             default_face_detector().warm_up()
             self.backbones.face()
-            self.backbones.voice()
+            embed_voices([np.zeros(16000, np.float32)], self.backbones.voice(), self.preprocessing["voice"])
         return super().warm_up()
 
     def params(self) -> dict[str, Any]:
