@@ -30,20 +30,19 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 def embeddings(det: IdentityDetector, cases: list[T.Case], cache: Path) -> dict[Path, list[Embedded]]:
     """Embed every case once; cached as arrays plus JSON (no pickle) so reruns only refit."""
     meta_path, arr_path = cache.with_suffix(".json"), cache.with_suffix(".npz")
+    out: dict[Path, list[Embedded]] = {}
     if meta_path.exists():
         meta, arrs = json.loads(meta_path.read_text()), np.load(arr_path)
-        out = {
-            Path(p): [Embedded(vector=arrs[f"{i}_{j}"], **u) for j, u in enumerate(us)]
-            for i, (p, us) in enumerate(meta.items())
-        }
-        if all(c.path in out for c in cases):
-            return out
-    t0 = time.perf_counter()
-    out = T.embed_cases(det, cases, lambda i, n, p: print(f"\r{i + 1}/{n} {p.name[:60]:60}", end="", flush=True))
-    print(f"\nembedded {len(cases)} files in {time.perf_counter() - t0:.0f} s")
-    meta = {str(p): [{k: v for k, v in e.__dict__.items() if k != "vector"} for e in es] for p, es in out.items()}
-    np.savez(arr_path, **{f"{i}_{j}": e.vector for i, es in enumerate(out.values()) for j, e in enumerate(es)})
-    meta_path.write_text(json.dumps(meta))
+        for i, (p, us) in enumerate(meta.items()):
+            out[Path(p)] = [Embedded(vector=arrs[f"{i}_{j}"], **u) for j, u in enumerate(us)]
+    todo = [c for c in cases if c.path not in out]
+    if todo:
+        t0 = time.perf_counter()
+        out |= T.embed_cases(det, todo, lambda i, n, p: print(f"\r{i + 1}/{n} {p.name[:60]:60}", end="", flush=True))
+        print(f"\nembedded {len(todo)} files in {time.perf_counter() - t0:.0f} s")
+        meta = {str(p): [{k: v for k, v in e.__dict__.items() if k != "vector"} for e in es] for p, es in out.items()}
+        np.savez(arr_path, **{f"{i}_{j}": e.vector for i, es in enumerate(out.values()) for j, e in enumerate(es)})
+        meta_path.write_text(json.dumps(meta))
     return out
 
 

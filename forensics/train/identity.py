@@ -101,9 +101,9 @@ _P = r"(?:real|fake)_speech/"
 # (pattern on the manifest path, person template, role); the first rule that matches wins.
 VOICE_RULES: list[tuple[str, str, str]] = [
     (_P + r"jik876.*__(ss|e2e)__GT__", "LJSpeech", "ref"),
-    (_P + r"styletts2.*LJSpeech__.*__GT__|jaywalnut310.*ss_\d+_gt", "LJSpeech", "genuine"),
+    (_P + r"(?:styletts2.*LJSpeech__.*__GT__|jaywalnut310.*ss_\d+_gt)", "LJSpeech", "genuine"),
     (
-        _P + r"jik876.*__e2e__|jaywalnut310.*wavs__ss_|styletts2.*LJSpeech__|r9y9.*__(deepvoice3__|tacotron2__)",
+        _P + r"(?:jik876.*__e2e__|jaywalnut310.*wavs__ss_|styletts2.*LJSpeech__|r9y9.*__(deepvoice3|tacotron2)__)",
         "LJSpeech",
         "fake",
     ),
