@@ -33,21 +33,21 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from forensics.scan import Isolation, build_detectors, default_workers, scan
 
     con = _console()
-    try:
-        dets = build_detectors(args.detectors, weights=args.weights, device=args.device)
+    out = Path(args.output)
+    try:  # a file's problem is its record; what raises here is configuration (weights, profiles, engine)
+        dets = build_detectors(args.detectors, weights=args.weights, device=args.device, persons=args.person)
+        with _progress_bar(con, disable=args.quiet) as bar:
+            progress = _render(bar, con)
+            iso = None
+            if args.workers != 0 and args.engine == "local":
+                iso = Isolation(args.workers or default_workers(), timeout_s=args.timeout, memory_mb=args.memory_mb)
+            limits = Limits(max_bytes=args.max_bytes)
+            for _ in scan(args.paths, detectors=dets, output=out, resume=not args.no_resume, progress=progress,
+                          isolation=iso, engine=args.engine, address=args.address, limits=limits):  # fmt: skip
+                pass  # each report is already appended to the results file
     except ForensicsError as exc:
         con.print(f"[red]error:[/red] {exc}")
         return EXIT_USAGE
-    out = Path(args.output)
-    with _progress_bar(con, disable=args.quiet) as bar:
-        progress = _render(bar, con)
-        iso = None
-        if args.workers != 0 and args.engine == "local":
-            iso = Isolation(workers=args.workers or default_workers(), timeout_s=args.timeout, memory_mb=args.memory_mb)
-        limits = Limits(max_bytes=args.max_bytes)
-        for _ in scan(args.paths, detectors=dets, output=out, resume=not args.no_resume, progress=progress,
-                      isolation=iso, engine=args.engine, address=args.address, limits=limits):  # fmt: skip
-            pass  # each report is already appended to the results file
     records = list(read_records(out))  # read once for the exports, the summary and the exit code
     table = frame(records)
     for target in filter(None, [args.csv, args.parquet]):
@@ -259,6 +259,45 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- person profiles ------------------------------------------------------------------------
+
+
+def cmd_person(args: argparse.Namespace) -> int:
+    from forensics import profiles as P
+
+    con = _console()
+    if args.action == "add":
+        from forensics.detectors.identity import build_profile
+
+        with _progress_bar(con) as bar:
+            task = bar.add_task("embedding", total=None)
+
+            def progress(i: int, n: int, path: Path) -> None:
+                bar.update(task, completed=i, total=n, description=path.name[:40])
+
+            folder = build_profile(args.name, args.paths, weights=args.weights, device=args.device,
+                                   overwrite=args.replace, progress=progress)  # fmt: skip
+        con.print(f"profile {args.name!r} stored in {folder}")
+        args.action = "show"
+    if args.action == "list":
+        for name in P.list_profiles():
+            card = P.load_profile(name).card
+            mods = ", ".join(
+                f"{m}: {s['n_units']} units / {s['n_sources']} files" for m, s in card["modalities"].items()
+            )
+            print(f"{name}\t{len(card['sources'])} files\t{mods}")
+        return 0
+    if args.action == "show":
+        card = P.load_profile(args.name).card
+        print(json.dumps(card, indent=2))
+        return 0
+    if args.action == "remove":
+        P.remove_profile(args.name)
+        con.print(f"removed profile {args.name!r}")
+        return 0
+    return EXIT_USAGE
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 
@@ -288,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detectors", help="comma-separated detector names (default: all with weights)")
     s.add_argument("--weights", action="append", help="use these weights, e.g. face_swap.sbi_v2 (repeatable)")
     s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    s.add_argument(
+        "--person",
+        action="append",
+        help="run identity against this registered person only (forensics person add; repeatable)",
+    )
     s.add_argument("--no-resume", action="store_true", help="rescan files already in the results")
     s.add_argument("--csv", help="also export a table as CSV")
     s.add_argument("--parquet", help="also export a table as Parquet")
@@ -384,6 +428,19 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--weights", help="gan_fingerprint weights to embed with (default: the shipped ones)")
     fps.add_parser("list")
     fp.set_defaults(func=cmd_fingerprint)
+
+    pp = sub.add_parser("person", help="person-of-interest profiles for the identity detector")
+    pps = pp.add_subparsers(dest="action", required=True)
+    pa = pps.add_parser("add", help="build a profile from genuine media of one person (files or folders)")
+    pa.add_argument("name")
+    pa.add_argument("paths", nargs="+", type=Path)
+    pa.add_argument("--replace", action="store_true", help="replace an existing profile of that name")
+    pa.add_argument("--weights", help="identity weights whose preprocessing to embed with (default: shipped)")
+    pa.add_argument("--device", default="cpu")
+    pps.add_parser("list")
+    for action in ("show", "remove"):
+        pps.add_parser(action).add_argument("name")
+    pp.set_defaults(func=cmd_person)
     return p
 
 

@@ -52,3 +52,7 @@ class SkipDetection(ForensicsError):
 
     The detector turns it into a result with status ``skipped`` and this message as reason.
     """
+
+
+class ProfileError(ForensicsError):
+    """A person profile is missing, malformed, or could not be built from the media given."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forensics.detectors import create_detector, list_detectors
+from forensics.detectors import create_detector, get_detector_class, list_detectors
 from forensics.detectors.base import Detector, library_version
 from forensics.engines import Isolation, SizeQueue, default_workers, run_in_process, run_pool, run_ray, trim_heap
 from forensics.errors import (
@@ -48,24 +48,39 @@ def build_detectors(
     *,
     weights: str | Sequence[str] | None = None,
     device: str = "cpu",
+    persons: Sequence[str] | None = None,
 ) -> list[Detector]:
-    """Detector instances from names (default: every registered detector with shipped weights).
+    """Detector instances from names (default: every registered detector with weights installed, except those
+    that run on request only, such as ``identity``).
 
     ``weights`` lists ``detector.tag`` names (or paths) that replace a detector's default weights.
     Weights are resolved here, so a bad name fails before any file is scanned; their tensors load
     (full sha256 checked) only once a file needs scoring, so a resumed scan with nothing new loads none.
+    ``persons`` names registered people (``forensics person add``): ``identity`` then runs, comparing faces
+    and voices with theirs only.
     """
     chosen: dict[str, str | None] = {}
     for w in _split(weights):
         chosen[parse_weights_id(Path(w).name)[0]] = w  # detector name from "det.tag" or ".../det.tag.safetensors"
+    if persons:
+        chosen.setdefault("identity", None)
+
+    def make(name: str) -> Detector:
+        extra = {"persons": list(persons)} if persons and name == "identity" else {}
+        return create_detector(name, chosen.get(name), device=device, **extra)
+
     if detectors is None or detectors == "":
         from forensics.weights import registry
 
         reg = registry()
-        names = [n for n in list_detectors() if n in chosen or any(e.detector == n for e in reg.values())]
+        names = [
+            n
+            for n in list_detectors()
+            if n in chosen or (not get_detector_class(n).spec.on_request and any(e.detector == n for e in reg.values()))
+        ]
         out: list[Detector] = []
         for n in names:
-            det = create_detector(n, chosen.get(n), device=device)
+            det = make(n)
             try:
                 det.weights_entry()
             except WeightsNotFoundError:
@@ -75,8 +90,11 @@ def build_detectors(
             raise DetectorError("no detector has weights installed; see `forensics weights list`")
         return out
     out = []
-    for d in detectors if not isinstance(detectors, str) else _split(detectors):
-        det = d if isinstance(d, Detector) else create_detector(d, chosen.get(d), device=device)
+    asked = list(detectors) if not isinstance(detectors, str) else _split(detectors)
+    if persons and not any((d if isinstance(d, str) else d.spec.name) == "identity" for d in asked):
+        asked.append("identity")
+    for d in asked:
+        det = d if isinstance(d, Detector) else make(d)
         det.weights_entry()
         out.append(det)
     return out

@@ -10,6 +10,7 @@ voice), so tests and benchmark scripts exercise the real decoding and face pipel
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,13 @@ def contract_corpus(folder: Path) -> dict[str, Path]:
     return corpus
 
 
-def check_detector(detector: Any, folder: Path) -> dict[str, str]:
+def check_detector(
+    detector: Any, folder: Path, *, prepare: Callable[[Any, dict[str, Path]], None] | None = None
+) -> dict[str, str]:
     """Check a detector against the scoring contract on :func:`contract_corpus` media made in ``folder``.
+
+    ``prepare(detector, corpus)`` runs first, for detectors that score against reference data the user
+    registers (``identity`` needs a profile).
 
     Spec and card (name, units, calibration, weights id); every result's status, score range, label,
     segments inside the media, determinism; at least one input scored ``ok`` (not only skips); bad input
@@ -224,7 +230,10 @@ def check_detector(detector: Any, folder: Path) -> dict[str, str]:
     assert cal["temperature"] > 0 and 0 < cal["threshold"] < 1 and "fpr" in cal, f"bad calibration {cal}"
     assert re.fullmatch(rf"{spec.name}\.[a-z0-9_]+@[0-9a-f]{{12}}", detector.weights_id), detector.weights_id
     statuses: dict[str, str] = {}
-    for key, path in contract_corpus(folder).items():
+    corpus = contract_corpus(folder)
+    if prepare is not None:
+        prepare(detector, corpus)
+    for key, path in corpus.items():
         r = detector.detect(path)
         statuses[key] = r.status
         assert r.detector == spec.name and r.status in ("ok", "skipped", "error"), (key, r.status)
@@ -244,7 +253,7 @@ def check_detector(detector: Any, folder: Path) -> dict[str, str]:
         assert r.weights == detector.weights_id and r.params["aggregation"] == detector.aggregation_name, key
         assert detector.detect(path).score == r.score, f"{key}: not deterministic"
     assert "ok" in statuses.values(), f"{spec.name} scored none of the corpus: {statuses}"
-    for key, path in contract_corpus(folder).items():
+    for key, path in corpus.items():
         try:
             units, logits = detector.decision_function(path)
         except ForensicsError:

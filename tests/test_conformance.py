@@ -28,9 +28,21 @@ def _make(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Detecto
     return forensics.create_detector(name)
 
 
+def _profile_the_speaker(detector: Detector, corpus: dict[str, Path]) -> None:
+    """``identity`` scores against registered people: register the corpus video's face and voice."""
+    pytest.importorskip("dlib", reason='identity needs the identity extra: pip install ".[identity]"')
+    from forensics.detectors.identity import build_profile
+
+    build_profile("speaker", [corpus["video_speech"], corpus["audio_speech"]])
+
+
+PREPARE = {"identity": _profile_the_speaker}
+
+
 @pytest.mark.parametrize("name", [*SHIPPED, "tiny_test"])
 def test_detector_obeys_the_contract(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    statuses = check_detector(_make(name, tmp_path, monkeypatch), tmp_path / "corpus")
+    monkeypatch.setenv("FORENSICS_HOME", str(tmp_path / "home"))  # profiles and imports stay in the test
+    statuses = check_detector(_make(name, tmp_path, monkeypatch), tmp_path / "corpus", prepare=PREPARE.get(name))
     assert statuses["corrupt"] in ("error", "skipped") and statuses["text"] in ("error", "skipped")
 
 

@@ -42,5 +42,6 @@ def create_detector(name: str, weights: str | None = None, **kwargs: Any) -> Any
 # Registration lines: one per detector family.
 register("face_swap", "forensics.detectors.face_swap:FaceSwapDetector")
 register("gan_fingerprint", "forensics.detectors.gan_fingerprint:GanFingerprint")
+register("identity", "forensics.detectors.identity:IdentityDetector")
 register("lip_sync", "forensics.detectors.lip_sync:LipSyncDetector")
 register("synthetic_speech", "forensics.detectors.synthetic_speech:SyntheticSpeech")

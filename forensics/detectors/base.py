@@ -48,6 +48,7 @@ class DetectorSpec:
     default_weights: str  # tag of the shipped weights
     aggregation: str = "mean"
     description: str = ""
+    on_request: bool = False  # scored only when asked for by name (``--detectors``), not in a default scan
     finetune: FinetuneRecipe = FinetuneRecipe()
 
     def __post_init__(self) -> None:
