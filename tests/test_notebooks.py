@@ -23,7 +23,7 @@ def _missing_weights(nb: nbformat.NotebookNode) -> list[str]:
 
 def test_notebooks_exist() -> None:
     names = [p.stem for p in NOTEBOOKS]
-    assert names == ["01_quickstart", "02_scan_and_triage", "03_finetune", "04_extend"]
+    assert names == ["01_quickstart", "02_scan_and_triage", "03_finetune", "04_extend", "05_identity"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
