@@ -141,7 +141,7 @@ def fit(
         if validate is not None and ((validate_every and step % validate_every == 0) or last):
             record, improved = measure(losses[-1])
             stale = 0 if improved else stale + 1
-            if patience is not None and stale >= patience:
+            if not improved and patience is not None and stale >= patience:
                 last, stopped = True, "patience"
         if log is not None and ((log_every and step % log_every == 0) or last):
             log(progress(losses[-1], record))
