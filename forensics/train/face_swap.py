@@ -208,6 +208,7 @@ class SBIBatches(IterableDataset):
 
 
 def logits_of(model: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    """The network's face logits of inputs ``x`` (in batches, eval mode, no gradients)."""
     model.eval()
     out = []
     with torch.inference_mode():
@@ -564,6 +565,7 @@ def reencode_video(src: Path, dst: Path, *, crf: int, scale: float, seconds: flo
 
 
 def is_video(path: Path) -> bool:
+    """Whether ``path`` is a (non-animated) video; unreadable files are not."""
     from forensics.errors import MediaError
     from forensics.media import open_media
 

@@ -150,6 +150,7 @@ def shift_metrics(model: LipSyncNet, clips: list[SyncClip]) -> tuple[dict, dict]
 
 
 def file_auc(model: LipSyncNet, real: list[SyncClip], fake: list[SyncClip], cal: dict) -> dict:
+    """File-level metrics of ``fake`` vs ``real`` clips with their own audio, under calibration ``cal``."""
     scores, labels = [], []
     for lab, clips in ((0, real), (1, fake)):
         for c in clips:

@@ -212,6 +212,8 @@ def _channel(wav: np.ndarray, rng: np.random.Generator, label: int) -> tuple[np.
 
 
 def load_split(files: list[tuple[Path, dict]], split: str) -> dict[str, np.ndarray]:
+    """The cached windows of one split: spectrograms, LFCCs, labels, kinds and file ids (a real file and each
+    of its fakes are separate files)."""
     parts: dict[str, list] = {"spec": [], "lfcc": [], "label": [], "kind": [], "file": []}
     for i, (path, row) in enumerate(files):
         if row["split"] != split:
@@ -237,6 +239,7 @@ def evaluate_lcnn(model: LCNN, spec: np.ndarray, mean: float, std: float) -> np.
 
 
 def train_gmm(tr: dict, n_components: int, rng: np.random.Generator) -> GMMScorer:
+    """Real and fake diagonal GMMs (EM on at most 60k random LFCC frames per class) as one scorer."""
     from sklearn.mixture import GaussianMixture
 
     gmm = GMMScorer(n_components=n_components, dim=tr["lfcc"].shape[1])
@@ -251,6 +254,8 @@ def train_gmm(tr: dict, n_components: int, rng: np.random.Generator) -> GMMScore
 
 
 def calibrate_logits(logits: np.ndarray, va: dict, note: str) -> tuple[dict, dict]:
+    """Calibration on validation window logits (threshold at 1% FPR on real file scores) and the window and
+    file metrics."""
     t, b = fit_temperature(logits, va["label"])
     probs = calibrate(logits, {"temperature": t, "bias": b})
     files = np.unique(va["file"])
