@@ -206,7 +206,9 @@ def _render(bar: Any, con: Any) -> Any:
     def progress(ev: Any) -> None:
         if ev.kind == "epoch":
             info = ev.info
-            con.print(f"epoch {info['epoch']}: train loss {info['train_loss']:.4f}, val AUC {info['val_auc']:.3f}")
+            con.print(
+                f"epoch {info['epoch']}: train loss {info.get('train_loss', 0):.4f}, val AUC {info['val_auc']:.3f}"
+            )
             return
         if ev.kind == "train":
             desc = f"epoch {ev.info['epoch']} loss {ev.info['loss']:.3f}"

@@ -16,95 +16,17 @@ campaign. Every scored file is held out from the model that scores it; see :func
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from forensics.detectors import create_detector
-from forensics.media import open_media
-from forensics.train.metrics import summarize
-from forensics.train.vocoders import encode_audio
+from forensics.train import synthetic_speech as ss
 from forensics.weights import load_weights, save_weights
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-TEST_REPOS = {"jik876/hifi-gan-demo", "jaywalnut310/vits-demo", "jackaduma/CycleGAN-VC2", "hujinsen/pytorch-StarGAN-VC"}
-VAL_REPOS = {"speechbrain/speechbrain", "pypi:pyannote-audio==4.0.7", "rizkiarm/LipNet", "smeetrs/deep_avsr"}
-
-
-def family(row: dict) -> str:
-    """vocoder / tts / voice_conversion, from the source's own method label."""
-    m = row["method"].lower()
-    if "voice conversion" in m:
-        return "voice_conversion"
-    if m.startswith("vocoder resynthesis"):
-        return "vocoder"
-    return "tts"
-
-
-def test_rows() -> list[dict]:
-    with open(DATA / "MANIFEST.tsv") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    out = []
-    for r in rows:
-        if r["file"].startswith("fake_speech/"):
-            out.append(r | {"group": "fake", "family": family(r)})
-        elif r["label"] == "real" and r["file"].startswith(("real_speech/", "real_video/")):
-            if r["repo"] in TEST_REPOS:
-                out.append(r | {"group": "test_real"})
-            elif r["repo"] in VAL_REPOS or "test-other" in r["file"]:
-                out.append(r | {"group": "val_real"})
-    return out
-
-
-def aac_copy(path: Path, work: Path, sr: int) -> Path:
-    dest = work / "aac64" / (path.stem + ".aac")
-    if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(encode_audio(open_media(path).audio(sr), sr, "aac", 64000))
-    return dest
-
-
-def score_all(det, rows: list[dict], condition: str, work: Path) -> list[dict]:
-    sr = int(det.preprocessing["sample_rate"])
-    out = []
-    for r in rows:
-        path = DATA / r["file"]
-        if condition == "aac64":
-            if not open_media(path).info.has_audio:
-                continue
-            path = aac_copy(path, work, sr)
-        res = det.detect(path)
-        out.append(r | {"status": res.status, "score": res.score, "reason": res.reason, "units": len(res.segments)})
-    return out
-
-
-def table(scored: list[dict]) -> dict:
-    ok = [s for s in scored if s["status"] == "ok"]
-    test_real = [s for s in ok if s["group"] == "test_real"]
-    all_real = test_real + [s for s in ok if s["group"] == "val_real"]
-    fakes = [s for s in ok if s["group"] == "fake"]
-
-    def m(fk: list[dict], rl: list[dict]) -> dict:
-        y = np.array([1] * len(fk) + [0] * len(rl))
-        return summarize(y, np.array([s["score"] for s in fk + rl]))
-
-    res: dict = {"all_fakes_vs_test_real": m(fakes, test_real), "all_fakes_vs_all_heldout_real": m(fakes, all_real)}
-    by_family, by_repo = defaultdict(list), defaultdict(list)
-    for s in fakes:
-        by_family[s["family"]].append(s)
-        by_repo[s["repo"]].append(s)
-    for k, v in sorted(by_family.items()):
-        res[f"family={k}"] = m(v, test_real)
-    for k, v in sorted(by_repo.items()):
-        paired = [s for s in test_real if s["repo"] == k]
-        res[f"repo={k} vs its own real"] = m(v, paired)
-    res["skipped_or_error"] = {s["file"]: s["reason"] for s in scored if s["status"] != "ok"}
-    return res
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def print_table(res: dict, only: tuple[str, ...] | None = None) -> None:
@@ -126,26 +48,9 @@ def finetuned_scores(protocol: str, weights: str, rows: list[dict], args: argpar
     half — an analyst with labelled samples of the campaign itself. Each held-out file is scored
     once, by the model that did not see it.
     """
-    from forensics.train.finetune import finetune, stratified_folds
+    from forensics.train.finetune import finetune
 
-    test = [r for r in rows if r["group"] in ("fake", "test_real")]
-    runs: list[tuple[str, list[dict], list[dict]]] = []
-    for repo in sorted(TEST_REPOS):
-        name = repo.split("/")[-1].replace("-", "_").lower()
-        own = [r for r in test if r["repo"] == repo]
-        if protocol == "leave-one-repo-out":
-            runs.append((name, [r for r in test if r["repo"] != repo], own))
-            continue
-        if sum(r["group"] == "test_real" for r in own) < 4:
-            print(f"== {name}: fewer than 4 real files, too few to split into folds; not scored")
-            continue
-        folds = stratified_folds([int(r["group"] == "fake") for r in own])
-        for f in (0, 1):
-            train, held_out = (
-                [r for r, k in zip(own, folds, strict=True) if k != f],
-                [r for r, k in zip(own, folds, strict=True) if k == f],
-            )
-            runs.append((f"{name}_f{f}", train, held_out))
+    runs = ss.finetune_runs(protocol, rows, print)
     scored: dict[str, list[dict]] = {c: [] for c in args.conditions}
     root = args.work / protocol
     for name, train, held_out in runs:
@@ -157,10 +62,10 @@ def finetuned_scores(protocol: str, weights: str, rows: list[dict], args: argpar
         det = create_detector("synthetic_speech", str(path))
         print(f"== {name}: fine-tuned on {len(train)} files in {time.time() - t0:.0f}s, scoring {len(held_out)}")
         for cond in args.conditions:
-            scored[cond] += score_all(det, held_out, cond, args.work)
+            scored[cond] += ss.score_all(det, DATA, held_out, cond, args.work)
     for cond, rows_scored in scored.items():
         print(f"== held-out files, each scored by a model fine-tuned without it · {cond}")
-        print_table(table(rows_scored), only=("repo=", "all_fakes_vs_test_real"))
+        print_table(ss.table(rows_scored), only=("repo=", "all_fakes_vs_test_real"))
 
 
 def main() -> None:
@@ -179,7 +84,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if not DATA.is_dir():
         raise SystemExit(f"needs {DATA}")
-    rows = test_rows()
+    rows = ss.test_rows(DATA)
     if args.finetuned:
         finetuned_scores(args.finetuned, args.weights, rows, args)
         return
@@ -187,8 +92,8 @@ def main() -> None:
     results = {}
     for cond in args.conditions:
         t0 = time.time()
-        scored = score_all(det, rows, cond, args.work)
-        results[cond] = table(scored)
+        scored = ss.score_all(det, DATA, rows, cond, args.work)
+        results[cond] = ss.table(scored)
         print(f"== {det.weights_id} · {cond} · {time.time() - t0:.0f}s")
         print_table(results[cond])
     if args.write_card:

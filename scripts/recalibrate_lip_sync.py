@@ -32,56 +32,17 @@ logistic fit on the window logits, threshold at 1% FPR on the aligned clips' fil
 from __future__ import annotations
 
 import argparse
-import tempfile
+import functools
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
 import forensics
-from forensics.detectors.base import aggregate, calibrate
-from forensics.media import open_media
+from forensics.errors import ForensicsError
 from forensics.nn.lip_sync import LOGIT_RULES
-from forensics.train.calibration import calibration_record, fit_temperature, threshold_at_fpr
-from forensics.train.lip_sync_data import SHIFTS, shift_wav
-from forensics.train.reencode import reencode
-from forensics.weights import save_weights
+from forensics.train import lip_sync as ls
 
 ROOT = Path(__file__).resolve().parents[1]
-WINDOW_FPR = 0.05  # issue 5: at most 5 % of aligned speech windows flagged
-CONTEXT_KEYS = ("smooth_windows", "smoothing", "hmm_beta", "hmm_switch")  # set here, never inherited
-
-
-def _trained_setup(card: dict) -> tuple[dict, dict]:
-    """Architecture args and preprocessing without what this script sets (rule, window context)."""
-    args = {k: v for k, v in card["architecture"]["args"].items() if k != "logit_rule"}
-    prep = {k: v for k, v in card["preprocessing"].items() if k not in CONTEXT_KEYS}
-    return args, prep
-
-
-def combine(sources: list[Any], tag: str) -> tuple[dict[str, Any], dict]:
-    """One source's tensors and card, or several single networks trained alike stacked as a ``LipSyncEnsemble``
-    (keys ``members.<i>.<key>``; each member's recipe and training-run metrics kept in the card)."""
-    first = sources[0]
-    card = {k: v for k, v in first.card.items() if k != "notes"}  # a source's hand-written history is its own
-    card["name"] = f"lip_sync.{tag}"
-    if len(sources) == 1:
-        return dict(first.loaded_weights.tensors), card
-    for src in sources:
-        if src.card["architecture"]["name"] != "LipSyncNet" or _trained_setup(src.card) != _trained_setup(first.card):
-            raise SystemExit(f"{src.card['name']}: ensemble members must be LipSyncNet weights trained alike")
-    tensors = {f"members.{i}.{k}": v for i, src in enumerate(sources) for k, v in src.loaded_weights.tensors.items()}
-    card["architecture"] = {
-        "name": "LipSyncEnsemble",
-        "args": dict(first.card["architecture"]["args"], members=len(sources)),
-    }
-    card["recipe"] = {
-        "ensemble": "sync curves of the members averaged",
-        "members": [{"weights": src.weights_id, **src.card["recipe"]} for src in sources],
-    }
-    card["metrics"] = {"members": {src.card["name"]: src.card["metrics"] for src in sources}}
-    return tensors, card
 
 
 def main() -> None:
@@ -112,64 +73,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     sources = [forensics.create_detector("lip_sync", w) for w in (args.source or [None])]
-    tensors, card = combine(sources, args.tag)
-    prep = {k: v for k, v in card["preprocessing"].items() if k not in CONTEXT_KEYS}
-    prep |= {"smooth_windows": args.smooth, "smoothing": args.smoothing}
-    if args.smoothing == "offset_hmm":
-        prep |= {"hmm_beta": args.hmm_beta, "hmm_switch": args.hmm_switch}
-    card["preprocessing"] = prep
-    arch = card["architecture"]
-    card["architecture"] = dict(arch, args=dict(arch["args"], logit_rule=args.logit_rule))
-    work = Path(save_weights(tensors, card, Path("/tmp/lip_sync_recal")))
-    det = forensics.create_detector("lip_sync", str(work))
-    sr = int(det.preprocessing["sample_rate"])
-    logits, labels, real_files = [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in det.card["training_data"]["validation"]:
-            path = next((args.data / "real_video").glob(f"{name.removeprefix('real__')}.*"))
-            for variant in args.variants:
-                media = open_media(reencode(path, Path(tmp) / variant, variant))
-                wav = media.audio(sr)
-                for shift in (0.0, *SHIFTS):
-                    media.replace_audio(shift_wav(wav, shift, sr), sr)  # same frames and faces, shifted audio
-                    _, lg = det.decision_function(media)  # window logits in their track's context
-                    logits.append(lg)
-                    labels.append(np.full(len(lg), int(shift != 0)))
-                    if shift == 0:
-                        real_files.append(lg)
-            print(f"  {name}: {sum(len(x) for x in real_files)} aligned windows so far", flush=True)
-    lg, lab = np.concatenate(logits), np.concatenate(labels)
-    t, b = fit_temperature(lg, lab)
-    agg = det.aggregation_name
-    real = np.array([aggregate(agg, calibrate(x, {"temperature": t, "bias": b}), [0] * len(x)) for x in real_files])
-    context = (
-        f"the offset chain over each track's windows (beta {args.hmm_beta:g}, switch {args.hmm_switch:g})"
-        if args.smoothing == "offset_hmm"
-        else f"{args.logit_rule}, {args.smoothing} averaged over {args.smooth} windows"
-    )
-    others = [v for v in args.variants if v != "original"]
-    encoded = f", each clip as it is and re-encoded {'/'.join(others)}" if others else ""
-    note = (
-        f"temperature/bias on held-out window logits ({context}; aligned vs audio shifted 0.3-0.5 s, full detector"
-        f" pipeline{encoded});"
-        " threshold at 1% FPR on the aligned clips' file scores"
-    )
-    card["calibration"] = calibration_record(lg, lab, real, aggregation=agg, note=note)
-    aligned = calibrate(lg[lab == 0], card["calibration"])
-    card["calibration"] |= {"window_threshold": threshold_at_fpr(aligned, WINDOW_FPR), "window_fpr": WINDOW_FPR}
-    card["calibration"]["note"] += (
-        f"; window_threshold (desync spans) at {WINDOW_FPR:.0%} of those clips' aligned windows"
-    )
-    names = " + ".join(src.card["name"] for src in sources)
-    card["lineage"] = (
-        f"{names} ({'their curves averaged; ' if len(sources) > 1 else ''}same tensors and preprocessing; see"
-        f" {'their cards' if len(sources) > 1 else 'its card'}) with window logits from {context}"
-        f" (curve rule {args.logit_rule}) and this calibration; made by"
-        f" scripts/recalibrate_lip_sync.py. {sources[0].card.get('lineage', '')}"
-    )
-    card["metrics"] = {k: v for k, v in card["metrics"].items() if k != "full_pipeline"}
-    out = save_weights(tensors, card, ROOT / "models")
-    print(f"calibration {card['calibration']}\nwrote {out}")
+    try:
+        ls.recalibrate(
+            sources, args.data, ROOT / "models", tag=args.tag, smooth=args.smooth, smoothing=args.smoothing,
+            hmm_beta=args.hmm_beta, hmm_switch=args.hmm_switch, logit_rule=args.logit_rule, variants=args.variants,
+            log=functools.partial(print, flush=True),
+        )  # fmt: skip
+    except ForensicsError as exc:  # sources that cannot be averaged
+        raise SystemExit(str(exc)) from exc
 
 
 if __name__ == "__main__":

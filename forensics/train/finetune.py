@@ -8,7 +8,6 @@ a card into the user's weights folder, usable at once as ``<detector>.<tag>``.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -129,6 +128,7 @@ def finetune(
     """
     import torch
 
+    from forensics.train import loop
     from forensics.weights import save_weights, user_weights_dir
 
     if not tag.replace("_", "").isalnum() or not tag.islower():
@@ -196,37 +196,40 @@ def finetune(
         loss = float(np.mean(np.logaddexp(0, z) - y_va_units * z))
         return auc, -loss
 
-    best = val_score(val_logits())
-    history: list[dict[str, Any]] = [{"epoch": 0, "val_auc": best[0], "val_loss": -best[1]}]
-    best_state, stale = copy.deepcopy(model.state_dict()), 0
-    for epoch in range(1, epochs + 1):
-        model.train()
+    n_batches = sum(-(-len(y) // batch_size) for _, y in buckets)  # per epoch
+    epoch_batches: list[tuple[int, Any]] = []
+    totals = [0.0]  # this epoch's summed training loss
+
+    def batch_loss(step: int) -> Any:
+        """Batch ``step``: an epoch's shuffled batches are drawn at its first step."""
+        nonlocal epoch_batches
+        if step % n_batches == 0:
+            epoch_batches, totals[0] = _batches([len(y) for _, y in buckets], batch_size, gen), 0.0
         for m in model.modules():  # small fine-tuning sets: keep the normalisation statistics
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.eval()
-        batches = _batches([len(y) for _, y in buckets], batch_size, gen)
-        total = 0.0
-        for j, (k, idx) in enumerate(batches):
-            x_b, y_b = buckets[k]
-            xb = _augment(x_b[idx], det.spec.unit, gen).to(device)
-            loss = loss_fn(det.logits_tensor(xb), y_b[idx].to(device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-            if progress:
-                progress(ProgressEvent("train", j + 1, len(batches), info={"epoch": epoch, "loss": loss.item()}))
+        k, idx = epoch_batches[step % n_batches]
+        x_b, y_b = buckets[k]
+        xb = _augment(x_b[idx], det.spec.unit, gen).to(device)
+        loss = loss_fn(det.logits_tensor(xb), y_b[idx].to(device))
+        totals[0] += loss.item() * len(idx)
+        return loss
+
+    def validate(p: loop.Step) -> tuple[tuple[float, float], dict[str, Any]]:
         score = val_score(val_logits())
-        history.append({"epoch": epoch, "train_loss": total / n_tr, "val_auc": score[0], "val_loss": -score[1]})
-        if progress:
-            progress(ProgressEvent("epoch", epoch, epochs, info=history[-1]))
-        if score > best:
-            best, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= patience:
-                break
-    model.load_state_dict(best_state)
+        epoch = p.step // n_batches
+        train_loss = {"train_loss": totals[0] / n_tr} if epoch else {}
+        return score, {"epoch": epoch, **train_loss, "val_auc": score[0], "val_loss": -score[1]}
+
+    def report(p: loop.Step) -> None:
+        epoch, j = divmod(p.step - 1, n_batches)
+        progress(ProgressEvent("train", j + 1, n_batches, info={"epoch": epoch + 1, "loss": p.loss}))  # type: ignore[misc]
+        if p.record is not None:
+            progress(ProgressEvent("epoch", p.record["epoch"], epochs, info=p.record))  # type: ignore[misc]
+
+    res = loop.fit(model, opt, batch_loss, steps=epochs * n_batches, validate=validate, validate_every=n_batches,
+                   validate_first=True, patience=patience, log=report if progress else None, log_every=1)  # fmt: skip
+    history = res.history
     lg = val_logits()
     unit_logits = np.concatenate(lg)
     unit_labels = np.concatenate([[kept[i].label] * len(xs[i]) for i in va])

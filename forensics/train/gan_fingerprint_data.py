@@ -12,15 +12,14 @@ erases the upsampling trace and leaves only content to learn. Real photos are sp
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from forensics.train.manifest import Row, held_out, read_manifest
 from forensics.train.upsampling import resize
 
 TRAIN_FAKE_FAMILIES = ("seeprettyface-stylegan",)
@@ -42,40 +41,21 @@ VAL_REAL_REPOS = (
 VAL_VIDEO_REPOS = ("KwaiVGI/LivePortrait", "polimi-ispl/icpr2020dfdc", "cyshih704/Deepfake-Detection")
 
 
-@dataclass(frozen=True)
-class Row:
-    """One MANIFEST.tsv row."""
-
-    file: str
-    label: str
-    kind: str
-    repo: str
-    method: str
-
-    @property
-    def family(self) -> str:
-        """Generator family (fakes) or ``"real"``."""
-        if self.label == "real":
-            return "real"
-        if self.repo == "justinpinkney/awesome-pretrained-stylegan2":
-            return "stylegan2-zoo"
-        if self.repo.startswith("a312863063/"):
-            return "seeprettyface-stylegan"
-        if self.repo == "hmdghoul/generated-faces":
-            return "generated-faces"
-        if "stable-diffusion" in self.repo:
-            return "stable-diffusion"
-        if self.repo == "grip-unina/GANimageDetection":
-            return "grip-" + self.method.split(" ")[0].lower()
-        return self.repo
-
-
-def read_manifest(data: Path) -> list[Row]:
-    """Rows of ``data/MANIFEST.tsv``."""
-    with open(data / "MANIFEST.tsv", newline="") as fh:
-        return [
-            Row(r["file"], r["label"], r["kind"], r["repo"], r["method"]) for r in csv.DictReader(fh, delimiter="\t")
-        ]
+def family(row: Row) -> str:
+    """Generator family (fakes) or ``"real"``."""
+    if row.label == "real":
+        return "real"
+    if row.repo == "justinpinkney/awesome-pretrained-stylegan2":
+        return "stylegan2-zoo"
+    if row.repo.startswith("a312863063/"):
+        return "seeprettyface-stylegan"
+    if row.repo == "hmdghoul/generated-faces":
+        return "generated-faces"
+    if "stable-diffusion" in row.repo:
+        return "stable-diffusion"
+    if row.repo == "grip-unina/GANimageDetection":
+        return "grip-" + row.method.split(" ")[0].lower()
+    return row.repo
 
 
 def image_rows(rows: list[Row]) -> list[Row]:
@@ -88,10 +68,10 @@ def split(rows: list[Row]) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {"train_real": [], "train_fake": [], "val_real": [], "val_fake": []}
     for r in image_rows(rows):
         if r.label == "real":
-            out["val_real" if r.repo in VAL_REAL_REPOS else "train_real"].append(r)
+            out["val_real" if held_out(r, VAL_REAL_REPOS) else "train_real"].append(r)
         elif r.kind == "image_grid":
             continue  # display grids: their tiles are downscaled generator outputs, the trace is mostly gone
-        elif r.family in TRAIN_FAKE_FAMILIES or SPLIT_FAMILIES.get(r.family, "\0") in r.file:
+        elif family(r) in TRAIN_FAKE_FAMILIES or SPLIT_FAMILIES.get(family(r), "\0") in r.file:
             out["train_fake"].append(r)
         else:
             out["val_fake"].append(r)
@@ -102,8 +82,8 @@ def video_split(rows: list[Row]) -> dict[str, list[Row]]:
     """Real videos by source: ``train`` and ``val`` (frames are extra real samples)."""
     vids = [r for r in rows if r.kind == "video" and r.label == "real"]
     return {
-        "train": [r for r in vids if r.repo not in VAL_VIDEO_REPOS],
-        "val": [r for r in vids if r.repo in VAL_VIDEO_REPOS],
+        "train": [r for r in vids if not held_out(r, VAL_VIDEO_REPOS)],
+        "val": [r for r in vids if held_out(r, VAL_VIDEO_REPOS)],
     }
 
 
@@ -175,7 +155,7 @@ def build_eval_set(data: Path, out: Path, protocol: str) -> list[tuple[Path, int
     """
     parts = split(read_manifest(data))
     return [
-        (reencoded(data, r, out, protocol), int(r.label == "fake"), r.family)
+        (reencoded(data, r, out, protocol), int(r.label == "fake"), family(r))
         for r in parts["val_real"] + parts["val_fake"]
     ]
 
@@ -310,7 +290,7 @@ def attribution(det: Any, data: Path, work: Path, protocol: str = "q90_512") -> 
     fams: dict[str, list[Row]] = {}
     for r in rows:
         if r.label == "fake":
-            fams.setdefault(r.family, []).append(r)
+            fams.setdefault(family(r), []).append(r)
     fams = {f: sorted(v, key=lambda r: r.file) for f, v in fams.items() if len(v) >= 4}
 
     def embed(r: Row) -> np.ndarray:
