@@ -138,6 +138,18 @@ def efficientnet_pytorch(variant: str, num_classes: int, image_size: int | None 
     return net
 
 
+class LogisticEnsemble(nn.Module):
+    """``intercept + coef . z``: the ensemble logit from its members' calibrated file logits ``z`` ``(B, k)``."""
+
+    def __init__(self, members: int) -> None:
+        super().__init__()
+        self.register_buffer("coef", torch.zeros(members))
+        self.register_buffer("intercept", torch.zeros(1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.coef + self.intercept
+
+
 def published_networks() -> dict[str, Any]:
     """Builders of the published detectors rebuilt in :mod:`forensics.nn` (AASIST, RawGAT-ST, Tiny-LaDeDa, MesoNet)."""
     from forensics.nn.aasist import AASIST, RawGATST
@@ -159,13 +171,16 @@ def build_network(architecture: dict[str, Any]) -> nn.Module | None:
     Names: ``torchvision.<classifier>`` (args ``num_classes`` 1 or 2, ``fake_index`` for 2, any
     other arg goes to the torchvision builder, e.g. ``aux_logits``) and
     ``efficientnet_pytorch.efficientnet_b<N>`` (also ``image_size``), and :func:`published_networks`
-    (their own args, plus ``real_output`` for a one-output head meaning real). The module returns one
+    (their own args, plus ``real_output`` for a one-output head meaning real), and ``ensemble``
+    (:class:`LogisticEnsemble` over the card's ``members``). The module returns one
     logit per input (higher = more fake) and loads the weights' tensors with
     ``load_state_dict(strict=True)``. Detectors call this first in ``build()`` and build their
     own architecture when it returns None.
     """
     name = str(architecture.get("name", ""))
     args = dict(architecture.get("args", {}))
+    if name == "ensemble":  # members (weights names) are loaded by the detector; this is the combination
+        return LogisticEnsemble(len(architecture["members"])).eval()
     num_classes = int(args.get("num_classes", 1))
     fake_index = args.get("fake_index")
     if num_classes not in (1, 2):
