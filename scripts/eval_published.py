@@ -101,6 +101,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("detector", choices=sorted(FOLDERS))
     ap.add_argument("--per-source", type=int, default=6)
+    ap.add_argument("--variants", help="comma-separated subset of the detector's variants (default: all)")
     ap.add_argument("--out", type=Path, default=Path("runs/published"))
     ap.add_argument("--write-calibration", action="store_true")
     ap.add_argument("--ensemble", help="tag of an ensemble of every scored tag, written to the user's weights")
@@ -109,9 +110,14 @@ def main() -> None:
     tags = [e.name for e in list_weights(args.detector) if e.source in ("builtin", "user") and "ensemble" not in e.name
             and (e.name in PUBLISHED or e.source == "builtin")]  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = P.score_cached(args.detector, [t.split(".", 1)[1] for t in tags], samples(args.detector, args.per_source),
-                          VARIANTS[args.detector], args.out / f"{args.detector}.jsonl", args.out / "media",
+    if args.variants:
+        VARIANTS[args.detector] = tuple(v for v in VARIANTS[args.detector] if v in args.variants.split(","))
+    chosen = samples(args.detector, args.per_source)
+    rows = P.score_cached(args.detector, [t.split(".", 1)[1] for t in tags], chosen, VARIANTS[args.detector],
+                          args.out / f"{args.detector}.jsonl", args.out / "media",
                           progress=lambda msg: print(msg, flush=True))  # fmt: skip
+    paths = {str(s.path) for s in chosen}
+    rows = [r for r in rows if r["path"] in paths]  # the cache may hold files of a larger run
     # our own weights keep their cards' calibration; published ones are calibrated here, on calibration reals only
     cals = {t: P.calibrate_tag([r for r in rows if r["tag"].split("@")[0] == t], spec.aggregation) if t in PUBLISHED
             else load_weights(t).card["calibration"] | {"aggregation": load_weights(t).card["calibration"].get(
