@@ -145,7 +145,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if args.action == "get":
         return _weights_get(args)
     if args.action == "info":
-        e = W.resolve(args.name)
+        reg = W.registry()  # a published entry not installed yet is described, not downloaded
+        e = reg[args.name] if reg.get(args.name) and reg[args.name].source == "published" else W.resolve(args.name)
         print(json.dumps(dict(e.card, source=e.source, path=str(e.path)), indent=2))
         return 0
     if args.action == "verify":
