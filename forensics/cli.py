@@ -127,31 +127,69 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if args.action == "list":
         from rich.console import Console
 
+        from forensics.weights.published import PUBLISHED, calibration
+
         t = Table(title="weights")
-        for c in ("name", "source", "sha256", "threshold", "FPR", "training data"):
+        for c in ("name", "source", "status", "sha256", "threshold", "FPR", "licence", "training data"):
             t.add_column(c)
         for e in W.list_weights(args.detector):
-            cal = e.card.get("calibration", {})
+            cal = calibration(e.name) if e.source == "published" else e.card.get("calibration", {})
             thr = f"{cal['threshold']:.4g}" if "threshold" in cal else "?"
-            data = str(e.card.get("training_data", ""))[:60]
-            t.add_row(e.name, e.source, e.sha256[:12], thr, str(cal.get("fpr")), data)
-        Console(width=160).print(t)
+            data = str(e.card.get("training_data", ""))[:50]
+            source = "published" if e.name in PUBLISHED else e.source
+            status = "available: weights get" if e.source == "published" else "installed"
+            licence = "research only" if e.card.get("research_only") else str(e.card.get("licence", ""))[:20]
+            t.add_row(e.name, source, status, e.sha256[:12], thr, str(cal.get("fpr")), licence, data)
+        Console(width=180).print(t)
         return 0
+    if args.action == "get":
+        return _weights_get(args)
     if args.action == "info":
-        e = W.resolve(args.name)
+        reg = W.registry()  # a published entry not installed yet is described, not downloaded
+        e = reg[args.name] if reg.get(args.name) and reg[args.name].source == "published" else W.resolve(args.name)
         print(json.dumps(dict(e.card, source=e.source, path=str(e.path)), indent=2))
         return 0
     if args.action == "verify":
         bad = 0
         for name, status in W.verify_all():
             print(f"{name}\t{status}")
-            bad += status not in ("ok",) and not status.startswith("remote")
+            bad += status not in ("ok",) and not status.startswith(("remote", "published"))
         return EXIT_ERRORS if bad else 0
     if args.action == "import":
         path = W.import_checkpoint(args.file, detector=args.detector, tag=args.tag, converter=args.converter)
         con.print(f"imported as {args.detector}.{args.tag}: {path}")
         return 0
     return EXIT_USAGE
+
+
+def _weights_get(args: argparse.Namespace) -> int:
+    """Install published checkpoints: from their publishers, or (``--from``) from a folder of the original files."""
+    from forensics.weights.published import install_from, install_published, licence_notice, published_entries
+
+    con = _console()
+    known = published_entries()
+    if unknown := [n for n in args.names if n not in known]:
+        con.print(f"[red]not a published checkpoint: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return EXIT_USAGE
+    if args.source:
+        done = install_from(args.source, args.names or None)
+        missing = sorted(set(args.names or known) - set(done))
+    else:
+        if not args.names:
+            con.print("[red]name the checkpoints to download (see `forensics weights list`), or use --from DIR")
+            return EXIT_USAGE
+        done = {n: install_published(n) for n in args.names}
+        missing = []
+    for name, path in done.items():
+        con.print(f"installed {name}: {path}")
+        if note := licence_notice(name):
+            con.print(f"[yellow]licence: {note}")
+    for name in missing:
+        con.print(f"not found in {args.source}: {name} (sha256 {known[name].sha256[:12]}…)")
+    if not done:
+        return EXIT_ERRORS
+    con.print("use one with --weights NAME; the default weights stay the shipped ones")
+    return 0
 
 
 def cmd_detectors(args: argparse.Namespace) -> int:
@@ -371,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default="cpu")
     a.set_defaults(func=cmd_analyze)
 
-    w = sub.add_parser("weights", help="list, inspect, verify or import weights")
+    w = sub.add_parser("weights", help="list, inspect, verify, get or import weights")
     wsub = w.add_subparsers(dest="action", required=True)
     wl = wsub.add_parser("list")
     wl.add_argument("--detector")
@@ -387,6 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="native (default: our own architectures), cnndetection, torchvision, efficientnet_pytorch or"
         " sbi_efficientnet_b4; add :fake_index=0 when output 0 of a 2-logit head means fake",
     )
+    wg = wsub.add_parser(
+        "get", help="download published checkpoints (verified by sha256, converted), or install them --from DIR"
+    )
+    wg.add_argument("names", nargs="*", help="published weights names (all found, with --from)")
+    wg.add_argument("--from", dest="source", help="a folder of the original files (recognised by sha256): offline")
     w.set_defaults(func=cmd_weights)
 
     d = sub.add_parser("detectors", help="list registered detectors")

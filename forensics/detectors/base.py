@@ -163,6 +163,7 @@ class Detector(ABC):
         self._loaded: Any = None
         self._model: Any = None
         self._entry: Any = None
+        self._members: list[Detector] = []  # an ensemble's member detectors
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(weights={self.weights!r}, device={self.device!r})"
@@ -171,6 +172,7 @@ class Detector(ABC):
         """Pickle parameters only: the receiving process loads and verifies the weights itself."""
         state = dict(self.__dict__)
         state["_loaded"] = state["_model"] = state["_entry"] = None
+        state["_members"] = []
         return state
 
     # -- weights ---------------------------------------------------------------------
@@ -218,7 +220,11 @@ class Detector(ABC):
             self.weights_entry()  # the weights are this detector's
             lw = load_weights(self.weights)
 
-            model = build_network(lw.card.get("architecture", {}))  # a published foreign network?
+            arch = lw.card.get("architecture", {})
+            if arch.get("name") == "ensemble":
+                kw = {"device": self.device, "batch_size": self.batch_size}
+                self._members = [type(self)(m, **kw).load() for m in arch["members"]]
+            model = build_network(arch)  # a published foreign network, or an ensemble's combination?
             if model is None:
                 model = self.build(lw)
             else:
@@ -355,6 +361,8 @@ class Detector(ABC):
     def _score(self, media: Any, *, keep_inputs: bool) -> tuple[list[Unit], np.ndarray]:
         """Units and their logits, scored a batch at a time as :meth:`iter_units` yields them;
         without ``keep_inputs`` each input is freed once scored."""
+        if self._members:
+            return self._ensemble_score(media)
         units: list[Unit] = []
         logits: list[np.ndarray] = []
         batch: list[Unit] = []
@@ -371,6 +379,23 @@ class Detector(ABC):
         if not units:
             raise SkipDetection("nothing to score")
         return units, self.context_logits(units, np.concatenate(logits))
+
+    def _ensemble_score(self, media: Any) -> tuple[list[Unit], np.ndarray]:
+        """An ensemble's one unit over the whole file: its combination of the members' calibrated file scores
+        (as logits). Every member scores the same media; a member that skips the file skips it."""
+        import torch
+
+        z, start, end = [], math.inf, 0.0
+        for member in self._members:
+            units, logits = member._score(media, keep_inputs=False)
+            p = min(max(member.file_score(logits, [u.track for u in units])[0], 1e-6), 1 - 1e-6)
+            z.append(math.log(p / (1 - p)))
+            start, end = min(start, min(u.start for u in units)), max(end, max(u.end for u in units))
+        with torch.inference_mode():
+            logit = self.model(torch.tensor([z], dtype=torch.float32, device=self.device)).float().cpu().numpy()
+        return [
+            Unit(_FREED, start, end, extra={"members": dict(zip(self.card["architecture"]["members"], z, strict=True))})
+        ], logit
 
     def file_score(
         self, logits: np.ndarray, tracks: Sequence[int | None], calibration: dict[str, Any] | None = None

@@ -103,8 +103,8 @@ class FaceSwapDetector(Detector):
 
     def explain(self, media: Any, segment: Any) -> np.ndarray | None:
         """Grad-CAM of ``segment``'s face mapped back onto the frame, cut to its box (None if not found)."""
-        if segment.box is None or segment.frame is None:
-            return None
+        if segment.box is None or segment.frame is None or not hasattr(self.model, "features"):
+            return None  # no face, or a published network without our Grad-CAM split
         pre = self.preprocessing
         fps = float(pre["sample_fps"])
         face = next(

@@ -1,9 +1,11 @@
 """``gan_fingerprint``: GAN / diffusion upsampling traces in images and sampled video frames.
 
 Units are a few native-resolution square crops per frame (the frame is never downscaled first:
-that would erase the trace). A small CNN on neighbouring-pixel and Laplacian residuals
-(:mod:`forensics.nn.gan_fingerprint`) gives one logit per crop. When the user has registered
-generator fingerprints (:func:`add_fingerprint`), the result's evidence names the closest one.
+that would erase the trace), or, for published weights whose authors scored whole resized
+images (the card's ``resize``, e.g. Tiny-LaDeDa's 256 x 256), the whole frame resized. A small
+CNN on neighbouring-pixel and Laplacian residuals (:mod:`forensics.nn.gan_fingerprint`) gives
+one logit per crop. When the user has registered generator fingerprints (:func:`add_fingerprint`),
+the result's evidence names the closest one.
 
 Fingerprints live in ``<user cache>/fingerprints``: ``NAME.safetensors`` (the mean embedding) and
 ``NAME.json`` (weights id, source files with their sha256, and the file's own sha256).
@@ -101,6 +103,8 @@ class GanFingerprint(Detector):
         fps = float(p["sample_fps"])
         frames = media.frames(fps=fps) if media.info.kind == "video" else media.frames()
         span = 1.0 / fps if media.info.kind == "video" else 0.0
+        if p.get("resize"):
+            return [self._resized_unit(fr, min(fr.t + span, max(media.info.duration or 0.0, fr.t))) for fr in frames]
         faces = self._faces_by_frame(media) if p.get("face_crops") else {}
         out: list[Unit] = []
         for fr in frames:
@@ -118,6 +122,17 @@ class GanFingerprint(Detector):
                 box = (float(x1), float(y1), float(x2), float(y2))
                 out.append(Unit(x, fr.t, end, frame=fr.index, box=box, track=track))
         return out
+
+    def _resized_unit(self, frame: Any, end: float) -> Unit:
+        """The whole frame resized to the card's ``resize`` square (bilinear, as PIL resizes for torchvision)."""
+        from PIL import Image
+
+        p = self.preprocessing
+        side = int(p["resize"])
+        h, w = frame.image.shape[:2]
+        image = np.asarray(Image.fromarray(frame.image).resize((side, side), Image.Resampling.BILINEAR))
+        box = (0.0, 0.0, float(w), float(h))
+        return Unit(to_input(image, p["mean"], p["std"]), frame.t, end, frame=frame.index, box=box)
 
     def _faces_by_frame(self, media: Any) -> dict[int, list[Any]]:
         """Faces of the shared face pass (``face_fps``, as face_swap samples them: memoised once per file)."""

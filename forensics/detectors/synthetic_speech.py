@@ -4,7 +4,9 @@ The audio is resampled to the card's rate (mono), loudness-normalised, cut into 
 whole length (the last window is aligned to the end; audio shorter than one window is tiled to
 fill it), and windows without speech (silence, noise, sustained music) are dropped by a simple
 energy / modulation / spectral-flatness voice-activity test. Each remaining window becomes a
-feature map: a log power spectrogram (``lcnn`` weights) or LFCCs with deltas (``gmm`` weights).
+feature map: a log power spectrogram (``lcnn`` weights) or LFCCs with deltas (``gmm`` weights), or
+stays the waveform itself (``raw``: published networks such as AASIST that read samples; their cards
+set no ``loudness_dbfs``, so the samples are passed as decoded, as their authors trained them).
 
 The functions below are the single source of preprocessing: ``scripts/train_synthetic_speech.py``
 imports them, so training and scanning agree on every sample. All numbers come from the card.
@@ -114,7 +116,12 @@ def lfcc(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
     return feats.astype(np.float32)
 
 
-FEATURES = {"logspec": log_spectrogram, "lfcc": lfcc}
+def raw_samples(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
+    """The window's samples themselves, float32 (for networks that read the waveform)."""
+    return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+FEATURES = {"logspec": log_spectrogram, "lfcc": lfcc, "raw": raw_samples}
 
 
 def window_features(chunk: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
@@ -126,14 +133,15 @@ def speech_windows(wav: np.ndarray, pre: dict[str, Any]) -> list[tuple[int, int,
     """``(start, end, chunk)`` sample spans of the windows that hold speech, chunks fitted to ``window_s``.
 
     ``wav`` is the raw mono signal at ``sample_rate``; the voice-activity test runs on it, the
-    returned chunks are loudness-normalised. Audio shorter than ``min_speech_s`` gives no window.
+    returned chunks are loudness-normalised when the card sets ``loudness_dbfs``. Audio shorter than
+    ``min_speech_s`` gives no window.
     """
     sr = int(pre["sample_rate"])
     win, hop = round(pre["window_s"] * sr), round(pre["hop_s"] * sr)
     if wav.size < float(pre["min_speech_s"]) * sr:
         return []
     level, active = frame_levels(wav, pre)
-    norm = normalise_loudness(wav, pre)
+    norm = normalise_loudness(wav, pre) if "loudness_dbfs" in pre else wav
     fhop = int(pre["hop_length"])
     out = []
     for s in window_starts(wav.size, win, hop, short=True):

@@ -2,9 +2,11 @@
 
 Our own architectures are built by their detectors. The networks here are the ones
 researchers already have weights for: any torchvision classifier with a one- or two-logit head
-(CNNDetection's ResNet-50 is ``torchvision.resnet50`` with ``num_classes=1``) and the
+(CNNDetection's ResNet-50 is ``torchvision.resnet50`` with ``num_classes=1``), the
 EfficientNets of the ``efficientnet_pytorch`` package (Self-Blended Images' EfficientNet-B4),
-rebuilt faithfully on torchvision's modules (TensorFlow "same" padding, BatchNorm eps 1e-3).
+rebuilt faithfully on torchvision's modules (TensorFlow "same" padding, BatchNorm eps 1e-3), and the
+published detectors we rebuilt from their papers (:func:`published_networks`: AASIST, RawGAT-ST,
+Tiny-LaDeDa, Meso-4, MesoInception-4).
 Nothing is downloaded: every network is built with ``weights=None``. Which published
 checkpoints exist and how they become weights is :mod:`forensics.weights`' business.
 """
@@ -46,17 +48,18 @@ class OneLogit(nn.Module):
     dict is the wrapped network's own (no prefix), so published key names are kept.
     """
 
-    def __init__(self, net: nn.Module, fake_index: int | None = None) -> None:
+    def __init__(self, net: nn.Module, fake_index: int | None = None, real_output: bool = False) -> None:
         super().__init__()
         self.net = net
         self.fake_index = fake_index
+        self.sign = -1.0 if real_output else 1.0  # a one-output head whose sigmoid is P(real), as MesoNet's
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
         if isinstance(out, tuple):  # inception/googlenet outputs in training mode
             out = out[0]
         if out.shape[1] == 1:
-            return out[:, 0]
+            return self.sign * out[:, 0]
         if out.shape[1] != 2 or self.fake_index not in (0, 1):
             raise WeightsError(f"a {out.shape[1]}-output head needs 2 outputs and fake_index 0 or 1")
         return out[:, self.fake_index] - out[:, 1 - self.fake_index]
@@ -135,18 +138,49 @@ def efficientnet_pytorch(variant: str, num_classes: int, image_size: int | None 
     return net
 
 
+class LogisticEnsemble(nn.Module):
+    """``intercept + coef . z``: the ensemble logit from its members' calibrated file logits ``z`` ``(B, k)``."""
+
+    def __init__(self, members: int) -> None:
+        super().__init__()
+        self.register_buffer("coef", torch.zeros(members))
+        self.register_buffer("intercept", torch.zeros(1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.coef + self.intercept
+
+
+def published_networks() -> dict[str, Any]:
+    """Builders of the published detectors rebuilt in :mod:`forensics.nn` (AASIST, RawGAT-ST, Tiny-LaDeDa, MesoNet)."""
+    from forensics.nn.aasist import AASIST, RawGATST
+    from forensics.nn.ladeda import TinyLaDeDa
+    from forensics.nn.mesonet import MesoNet
+
+    return {
+        "aasist": AASIST,
+        "rawgat_st": RawGATST,
+        "tiny_ladeda": TinyLaDeDa,
+        "meso4": lambda **kw: MesoNet(inception=False, **kw),
+        "mesoinception4": lambda **kw: MesoNet(inception=True, **kw),
+    }
+
+
 def build_network(architecture: dict[str, Any]) -> nn.Module | None:
     """Build a foreign network named by a card's ``architecture``, or None for our own.
 
     Names: ``torchvision.<classifier>`` (args ``num_classes`` 1 or 2, ``fake_index`` for 2, any
     other arg goes to the torchvision builder, e.g. ``aux_logits``) and
-    ``efficientnet_pytorch.efficientnet_b<N>`` (also ``image_size``). The module returns one
+    ``efficientnet_pytorch.efficientnet_b<N>`` (also ``image_size``), and :func:`published_networks`
+    (their own args, plus ``real_output`` for a one-output head meaning real), and ``ensemble``
+    (:class:`LogisticEnsemble` over the card's ``members``). The module returns one
     logit per input (higher = more fake) and loads the weights' tensors with
     ``load_state_dict(strict=True)``. Detectors call this first in ``build()`` and build their
     own architecture when it returns None.
     """
     name = str(architecture.get("name", ""))
     args = dict(architecture.get("args", {}))
+    if name == "ensemble":  # members (weights names) are loaded by the detector; this is the combination
+        return LogisticEnsemble(len(architecture["members"])).eval()
     num_classes = int(args.get("num_classes", 1))
     fake_index = args.get("fake_index")
     if num_classes not in (1, 2):
@@ -158,6 +192,10 @@ def build_network(architecture: dict[str, Any]) -> nn.Module | None:
         net = torchvision_classifier(name[len(TORCHVISION) :], num_classes, **extra)
     elif name.startswith(EFFICIENTNET_PYTORCH):
         net = efficientnet_pytorch(name[len(EFFICIENTNET_PYTORCH) :], num_classes, args.get("image_size"))
+    elif name in (builders := published_networks()):
+        extra = {k: v for k, v in args.items() if k not in ("num_classes", "fake_index", "real_output")}
+        net = builders[name](**extra)
     else:
         return None
-    return OneLogit(net, fake_index if num_classes == 2 else None).eval()
+    real_output = bool(args.get("real_output", False))
+    return OneLogit(net, fake_index if num_classes == 2 else None, real_output).eval()

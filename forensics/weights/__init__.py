@@ -64,7 +64,7 @@ class WeightsEntry:
     """A registry row: where a weights file is and what its card says."""
 
     name: str
-    source: str  # "builtin" | "user" | "remote"
+    source: str  # "builtin" | "user" | "remote" | "published" (a published checkpoint not installed yet)
     sha256: str
     card: dict[str, Any]
     path: Path | None = None
@@ -122,8 +122,12 @@ def _entries_in(folder: Path, source: str) -> dict[str, WeightsEntry]:
 
 
 def registry() -> dict[str, WeightsEntry]:
-    """Every known weights entry: remote, then built-in, then the user's (later wins)."""
-    reg: dict[str, WeightsEntry] = dict(_REMOTE)
+    """Every known weights entry: published, remote, then built-in, then the user's (later wins: an installed
+    published checkpoint is a user entry)."""
+    from forensics.weights.published import published_entries
+
+    reg: dict[str, WeightsEntry] = published_entries()
+    reg.update(_REMOTE)
     reg.update(_entries_in(builtin_dir(), "builtin"))
     reg.update(_entries_in(user_weights_dir(), "user"))
     return reg
@@ -221,6 +225,11 @@ def resolve(
         known = ", ".join(sorted(reg)) or "none"
         raise WeightsNotFoundError(f"no weights named {name!r}; known: {known}")
     entry = reg[name]
+    if entry.source == "published":  # download from its publisher, verify, convert
+        from forensics.weights.published import install_published
+
+        install_published(name, progress=progress)
+        return _entries_in(user_weights_dir(), "user")[name]
     if entry.source == "remote" and entry.card.get("converter"):
         # A published pickle: download and verify it, then convert it (tensors only) to safetensors.
         raw = cache_dir() / "downloads" / f"{name}.pth"
@@ -275,8 +284,8 @@ def verify_all() -> list[tuple[str, str]]:
     """Check every local weights file against its card: ``[(name, "ok" | problem)]``."""
     out = []
     for e in list_weights():
-        if e.source == "remote":
-            out.append((e.name, "remote (verified on download)"))
+        if e.source in ("remote", "published"):
+            out.append((e.name, f"{e.source}, not installed (verified on download)"))
             continue
         try:
             assert e.path is not None

@@ -5,9 +5,10 @@ safetensors plus card in the user's weights folder.
 
 A converter takes a plain ``{name: tensor}`` dict and returns ``(tensors, architecture)``.
 Converters of foreign checkpoints (``cnndetection``, ``torchvision``, ``efficientnet_pytorch``,
-``sbi_efficientnet_b4``) check every key and shape against the network
-:func:`forensics.nn.zoo.build_network` builds from ``architecture``, and put the preprocessing
-the publisher used in ``architecture["preprocessing"]`` (merged over the detector's defaults).
+``sbi_efficientnet_b4``, ``aasist``, ``rawgat_st``, ``tiny_ladeda``, ``mesonet``) check every key and
+shape against the network :func:`forensics.nn.zoo.build_network` builds from ``architecture``, and put
+the preprocessing the publisher used in ``architecture["preprocessing"]``. :func:`read_checkpoint`
+reads torch files (zip or legacy pickle) as tensors only and Keras HDF5 weight files through h5py.
 """
 
 from __future__ import annotations
@@ -378,6 +379,181 @@ def sbi_efficientnet_b4(state: dict[str, Any], detector: str) -> tuple[dict[str,
     )
 
 
+# -- published detectors rebuilt in forensics.nn ----------------------------------------------------
+
+AASIST_SAMPLES = 64600  # 4.04 s at 16 kHz: the input length AASIST and RawGAT-ST were trained on
+
+
+def raw_speech_preprocessing(**published: Any) -> dict[str, Any]:
+    """synthetic_speech preprocessing for a network that reads the waveform itself: 16 kHz samples as decoded
+    (no loudness normalisation), ``AASIST_SAMPLES`` per window; the voice-activity test and window hop are the
+    detector's (from its shipped weights)."""
+    base = detector_preprocessing("synthetic_speech")
+    keep = ("hop_s", "min_speech_s", "win_length", "hop_length", "n_fft", "vad", "short_audio", "last_window")
+    out = {k: base[k] for k in keep if k in base}
+    return out | {"features": "raw", "sample_rate": 16000, "window_s": AASIST_SAMPLES / 16000} | published
+
+
+def _two_class_spoof_head(state: dict[str, Any], key: str, what: str) -> None:
+    if head_outputs(state, key, what) != 2:
+        raise WeightsError(f"not a {what} checkpoint: {key} must have 2 outputs (spoof, bona fide)")
+
+
+@converter("aasist")
+def aasist(state: dict[str, Any], detector: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """AASIST / AASIST-L (clovaai, and the ASVspoof 5 baseline): widths read from the tensors; pool ratios
+    and temperatures, which no tensor holds, are those of the authors' config for that width."""
+    _two_class_spoof_head(state, "out_layer.weight", "AASIST")
+    if "master1" not in state or "HtrgGAT_layer_ST11.att_proj.weight" not in state:
+        raise WeightsError("not an AASIST checkpoint: no master1 / HtrgGAT_layer_ST11 tensors")
+    convs = [state.get(f"encoder.{i}.0.conv1.weight") for i in range(6)]
+    if any(c is None for c in convs):
+        raise WeightsError("not an AASIST checkpoint: encoder.N.0.conv1 missing")
+    filts = [70, *(int(c.shape[0]) for c in convs[:4])]
+    gat = [int(state["master1"].shape[-1]), int(state["HtrgGAT_layer_ST11.att_proj.weight"].shape[0])]
+    light = gat[0] == 24  # config/AASIST-L.conf; AASIST.conf otherwise
+    args = {
+        "filts": filts,
+        "gat_dims": gat,
+        "pool_ratios": [0.4, 0.5, 0.7] if light else [0.5, 0.7, 0.5],
+        "temperatures": [2.0, 2.0, 100.0],
+        "n_freq": int(state["pos_S"].shape[1]),
+        "num_classes": 2,
+        "fake_index": 0,
+    }
+    pre = raw_speech_preprocessing(
+        note="AASIST reads 64,600 raw 16 kHz samples (shorter audio tiled); class 1 = bona fide"
+    )
+    a = arch("aasist", pre, **args)
+    return checked(state, a, "AASIST"), a
+
+
+@converter("rawgat_st")
+def rawgat_st(state: dict[str, Any], detector: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """RawGAT-ST (EURECOM), the multiplicative-fusion model: 64,600 raw samples, class 1 = bona fide."""
+    _two_class_spoof_head(state, "proj_node.weight", "RawGAT-ST")
+    pre = raw_speech_preprocessing(
+        note="RawGAT-ST reads 64,600 raw 16 kHz samples (shorter audio tiled); class 1 = bona fide"
+    )
+    a = arch("rawgat_st", pre, num_classes=2, fake_index=0)
+    return checked(state, a, "RawGAT-ST"), a
+
+
+@converter("tiny_ladeda")
+def tiny_ladeda(state: dict[str, Any], detector: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Tiny-LaDeDa: one logit (sigmoid = P(generated)); the ``right_diag`` gradient of the authors' release."""
+    if head_outputs(state, "fc.weight", "Tiny-LaDeDa") != 1 or tuple(state["fc.weight"].shape) != (1, 8):
+        raise WeightsError("not a Tiny-LaDeDa checkpoint: its head fc.weight must be [1, 8]")
+    pre = detector_preprocessing(
+        "gan_fingerprint",
+        resize=256,
+        mean=zoo.IMAGENET_MEAN,
+        std=zoo.IMAGENET_STD,
+        note="Tiny-LaDeDa's test protocol: the whole image resized to 256 x 256 (bilinear), ImageNet mean/std;"
+        " the network scores every local patch and averages the patch logits",
+    )
+    a = arch("tiny_ladeda", pre, gradient="right_diag")
+    return checked(state, a, "Tiny-LaDeDa"), a
+
+
+def _keras_index(key: str) -> int:
+    """The creation number of a Keras layer (``conv2d_12/kernel:0`` -> 12), which orders the layers."""
+    return int(key.split("/", 1)[0].rsplit("_", 1)[1])
+
+
+def _keras_layers(state: dict[str, Any], kind: str) -> list[str]:
+    return sorted({k.split("/", 1)[0] for k in state if k.startswith(kind + "_")}, key=_keras_index)
+
+
+@converter("mesonet")
+def mesonet(state: dict[str, Any], detector: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """MesoNet's Keras weights (Meso-4: 4 convolutions; MesoInception-4: 16) mapped onto our modules.
+
+    Layers are matched by their creation order; kernels go from Keras' HWIO to OIHW, dense kernels
+    are transposed. The published sigmoid is P(real) (``flow_from_directory`` classes ``df``, ``real``).
+    """
+    convs, bns, dense = (_keras_layers(state, k) for k in ("conv2d", "batch_normalization", "dense"))
+    if len(convs) not in (4, 16) or len(bns) != 4 or len(dense) != 2:
+        raise WeightsError(
+            f"not a MesoNet checkpoint: {len(convs)} conv, {len(bns)} batch-norm, {len(dense)} dense layers"
+            " (Meso-4 has 4/4/2, MesoInception-4 16/4/2)"
+        )
+    inception = len(convs) == 16
+    names = [f"convs.{i}" for i in range(4)]
+    if inception:
+        names = [
+            f"convs.{b}.{branch}" for b in (0, 1) for branch in ("b1", "b2.0", "b2.2", "b3.0", "b3.2", "b4.0", "b4.2")
+        ]
+        names += ["convs.2", "convs.3"]
+    out: dict[str, Any] = {}
+
+    def weight(layer: str, name: str) -> Any:
+        key = next((k for k in state if k.startswith(layer + "/") and name in k.rsplit("/", 1)[-1]), None)
+        if key is None:
+            raise WeightsError(f"not a MesoNet checkpoint: {layer} has no {name}")
+        return state[key]
+
+    for layer, ours in zip(convs, names, strict=True):
+        out[f"{ours}.weight"] = weight(layer, "kernel").permute(3, 2, 0, 1)
+        out[f"{ours}.bias"] = weight(layer, "bias")
+    for i, layer in enumerate(bns):
+        for keras, torch_name in (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"),
+                                  ("moving_variance", "running_var")):  # fmt: skip
+            out[f"bns.{i}.{torch_name}"] = weight(layer, keras)
+    for layer, ours in zip(dense, ("dense1", "dense2"), strict=True):
+        out[f"{ours}.weight"] = weight(layer, "kernel").T
+        out[f"{ours}.bias"] = weight(layer, "bias")
+    pre = detector_preprocessing(
+        "face_swap",
+        size=256,
+        margin=0.15,
+        mean=[0.0, 0.0, 0.0],
+        std=[1.0, 1.0, 1.0],
+        note="MesoNet: aligned 256 x 256 RGB face crops scaled to [0, 1] (the authors' crop side is 1.3 x 2.2 x"
+        " the larger of the eye and eye-mouth distances, about the face box with a 15 % margin)",
+    )
+    a = arch("mesoinception4" if inception else "meso4", pre, real_output=True)
+    return checked({k: v.contiguous() for k, v in out.items()}, a, "MesoNet"), a
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> Any:
+    """A checkpoint's contents as tensors only: torch files with ``torch.load(weights_only=True)`` (no code
+    runs), Keras HDF5 weight files (recognised by their signature) through h5py as ``{"layer/weight": tensor}``."""
+    import torch
+
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
+    if magic == HDF5_MAGIC:
+        return _read_keras_hdf5(Path(path))
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UnsafeWeightsError(f"cannot load {path} safely as tensors only: {exc}") from exc
+
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _read_keras_hdf5(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        import h5py
+    except ImportError as exc:  # a declared dependency; only a broken install lacks it
+        raise WeightsError("reading Keras HDF5 weights needs h5py: pip install h5py") from exc
+    out: dict[str, Any] = {}
+    with h5py.File(path, "r") as f:
+        root = f.get("model_weights", f)
+        for layer in root.attrs.get("layer_names", []):
+            group = root[layer.decode() if isinstance(layer, bytes) else layer]
+            for w in group.attrs.get("weight_names", []):
+                name = w.decode() if isinstance(w, bytes) else w
+                out[name] = torch.from_numpy(group[name][()].astype("float32"))
+    if not out:
+        raise WeightsError(f"{path} is an HDF5 file without Keras layer weights")
+    return out
+
+
 def convert_state_dict(
     obj: Any, *, detector: str, converter: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -410,15 +586,10 @@ def import_checkpoint(
 ) -> Path:
     """Convert a pickled checkpoint into safetensors plus card in the user's weights folder.
 
-    The file is read with ``torch.load(weights_only=True)``: tensors only, no code runs.
+    The file is read by :func:`read_checkpoint`: tensors only, no code runs.
     ``converter`` names a key-mapping in :data:`CONVERTERS` (default ``native``).
     """
-    import torch
-
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UnsafeWeightsError(f"cannot load {path} safely as tensors only: {exc}") from exc
+    obj = read_checkpoint(path)
     tensors, arch = convert_state_dict(obj, detector=detector, converter=converter)
     arch = dict(arch)
     base = {
