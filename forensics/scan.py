@@ -33,6 +33,7 @@ from forensics.media.sniff import MEDIA_SUFFIXES
 from forensics.progress import Progress, ProgressEvent
 from forensics.records import append_record, read_records, repair
 from forensics.results import DetectionResult, MediaReport, Status, Verdict, decide, parse_weights_id
+from forensics.triage.fingerprint import Fingerprinter
 
 
 def _split(value: str | Sequence[str] | None) -> list[str]:
@@ -189,15 +190,20 @@ def _analyze(path: Path, dets: list[Detector], limits: Limits, sha: str | None =
         return _file_error(path, sha, f"cannot open media ({type(exc).__name__}: {exc})", dets, {})
     results: list[DetectionResult] = [None] * len(dets)  # type: ignore[list-item]
     order = sorted(range(len(dets)), key=lambda i: not dets[i].leads_decoding)
+    fingerprint = Fingerprinter(media)  # from the detectors' memoised frames and audio: nothing decoded twice
     for k, i in enumerate(order):
         if all(dets[j].spec.unit == "audio_window" for j in order[k:]):
+            fingerprint.frames()  # before they go
             media.clear(keep_audio=True)  # no detector left needs frames: free them (an hour's are 330 MB)
         if k:
             trim_heap()  # between detectors, after any frames were freed
         results[i] = dets[i].detect(media)
+    record = fingerprint.record()
     media.clear()
     trim_heap()
-    return MediaReport(str(path), sha, media.info.to_dict(), results, decide(results), library_version())
+    report = MediaReport(str(path), sha, media.info.to_dict(), results, decide(results), library_version())
+    report.fingerprint = record
+    return report
 
 
 def discover(

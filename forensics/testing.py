@@ -35,8 +35,10 @@ def write_video(
     audio: str | None = "tone",
     sr: int = 16000,
     codec: str = "libx264",
+    seed: int = 0,
 ) -> Path:
-    """Encode a short video that pans over the astronaut photo, with speech-like audio, a tone, silence or none."""
+    """Encode a short video that pans over the astronaut photo, with speech-like audio (from ``seed``), a tone,
+    silence or none."""
     w, h = size
     if frames is None:
         src = face_photo()
@@ -63,7 +65,7 @@ def write_video(
             n = int(len(frames) / fps * sr)
             t = np.arange(n) / sr
             if audio == "speech":
-                wav = speechlike(n / sr, sr)
+                wav = speechlike(n / sr, sr, seed=seed)
             elif audio == "tone":
                 wav = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
             else:
@@ -256,3 +258,103 @@ def check_detector(detector: Any, folder: Path) -> dict[str, str]:
         assert np.abs(moved - logits[: len(x)]).max() > 1e-4, f"{key}: the network ignores its input"
         break
     return statuses
+
+
+def make_copy(
+    src: Path,
+    dst: Path,
+    *,
+    crf: int = 23,
+    scale: float = 1.0,
+    crop: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+    border: int = 0,
+    mirror: bool = False,
+    start: float = 0.0,
+    duration: float | None = None,
+    acodec: str | None = "aac",
+) -> Path:
+    """Re-upload ``src`` as a campaign would: re-encoded (H.264 at ``crf``), rescaled, cropped by the shares
+    ``(top, bottom, left, right)``, framed by a ``border`` of black pixels, mirrored, cut to
+    ``[start, start + duration)``, its sound re-encoded with ``acodec`` (``aac``, ``libopus``; None drops it).
+    ``dst``'s suffix picks the container (``.mp4``, ``.mkv``, ``.webm``). Images are written with Pillow."""
+    import cv2
+
+    def transform(img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        t, b, left, r = crop
+        img = img[round(h * t) : h - round(h * b), round(w * left) : w - round(w * r)]
+        if scale != 1.0:
+            size = (max(2, round(img.shape[1] * scale)), max(2, round(img.shape[0] * scale)))
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        if border:
+            img = cv2.copyMakeBorder(img, border, border, border, border, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        if mirror:
+            img = img[:, ::-1]
+        h, w = img.shape[:2]
+        return np.ascontiguousarray(img[: h - h % 2, : w - w % 2])
+
+    with av.open(str(src)) as inp:
+        if not inp.streams.video:
+            raise ValueError(f"{src} has no video stream")
+        vin = inp.streams.video[0]
+        if vin.frames <= 1 and inp.format.name in ("image2", "png_pipe", "jpeg_pipe", "webp_pipe"):
+            raise ValueError("use Pillow for still images")
+        rate = vin.average_rate or Fraction(25)
+        end = start + duration if duration is not None else float("inf")
+        ain = inp.streams.audio[0] if inp.streams.audio and acodec else None
+        with av.open(str(dst), "w") as out:
+            vs = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": "veryfast"})
+            vs.pix_fmt = "yuv420p"
+            sound = _AudioCopy(out, acodec or "aac") if ain is not None else None
+            first = True
+            for fr in inp.decode(vin):
+                if fr.time is None or fr.time < start or fr.time >= end:
+                    continue
+                img = transform(fr.to_ndarray(format="rgb24"))
+                if first:
+                    vs.width, vs.height = img.shape[1], img.shape[0]
+                    first = False
+                for pkt in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    out.mux(pkt)
+            for pkt in vs.encode():
+                out.mux(pkt)
+            if sound is not None:
+                sound.write(src, start, end)
+    return dst
+
+
+class _AudioCopy:
+    """An output audio stream (mono, 48 kHz) that re-encodes a span of another file's first audio track."""
+
+    def __init__(self, out: Any, codec: str) -> None:
+        self.out, self.sr = out, 48000
+        self.stream = out.add_stream(codec, rate=self.sr)
+        self.stream.layout = "mono"
+
+    def write(self, src: Path, start: float, end: float) -> None:
+        fmt = self.stream.codec_context.codec.audio_formats[0].name
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sr)
+        with av.open(str(src)) as inp:
+            chunks = [
+                r.to_ndarray().reshape(-1)
+                for fr in inp.decode(inp.streams.audio[0])
+                if fr.time is not None and start <= fr.time < end
+                for r in resampler.resample(fr)
+            ]
+        wav = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        step = self.stream.codec_context.frame_size or 1024
+        for i in range(0, len(wav), step):
+            chunk = wav[i : i + step]
+            if fmt.startswith("s16"):
+                fr = av.AudioFrame.from_ndarray(
+                    (chunk * 32767).astype(np.int16).reshape(1, -1), format=fmt, layout="mono"
+                )
+            else:
+                fr = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(chunk.reshape(1, -1)), format="fltp", layout="mono"
+                )
+            fr.sample_rate, fr.pts, fr.time_base = self.sr, i, Fraction(1, self.sr)
+            for pkt in self.stream.encode(fr):
+                self.out.mux(pkt)
+        for pkt in self.stream.encode():
+            self.out.mux(pkt)

@@ -50,6 +50,7 @@ LAYERS = {
     "weights": 2,
     "detectors": 3,
     "scan": 4,
+    "triage": 4,
     "engines": 4,
     "report": 4,
     "train": 4,
