@@ -107,6 +107,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from forensics.triage.cluster import cluster, sidecar
+
+    con = _console()
+    rows = cluster(args.results, out=args.output)
+    sizes: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        sizes.setdefault(r["cluster"], []).append(r)
+    multi = [g for g in sizes.values() if len(g) > 1]
+    unprinted = sum(1 for r in rows if not r["fingerprinted"])
+    con.print(f"{len(rows)} files, {len(sizes)} clusters, {len(multi)} with copies; wrote {sidecar(args.results)}")
+    if unprinted:
+        con.print(f"{unprinted} files have no fingerprint (scanned before fingerprints, or undecodable)")
+    t = Table(title="largest clusters")
+    for c in ("cluster", "files", "earliest", "seen", "by"):
+        t.add_column(c)
+    for g in sorted(multi, key=len, reverse=True)[: args.top]:
+        first = next(r for r in g if r["is_earliest"])
+        t.add_row(str(first["cluster"]), str(len(g)), str(first["path"]), str(first["date"]), str(first["date_source"]))
+    con.print(t)
+    if args.output:
+        con.print(f"wrote {args.output}")
+    return 0
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from forensics.scan import analyze
 
@@ -317,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--thumbnails", type=int, default=12, help="most suspicious frames to show (default 12)")
     r.add_argument("--media-root", type=Path, help="where the media are now, if moved or recorded relative")
     r.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("cluster", help="group re-uploads of one content in a results JSONL (near-duplicate clusters)")
+    c.add_argument("results", help="results JSONL written by `forensics scan`")
+    c.add_argument("-o", "--output", help="also write the clusters as .csv or .jsonl")
+    c.add_argument("--top", type=int, default=10, help="largest clusters to list (default 10)")
+    c.set_defaults(func=cmd_cluster)
 
     a = sub.add_parser("analyze", help="score one file and print its report as JSON")
     a.add_argument("path")

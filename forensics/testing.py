@@ -358,3 +358,170 @@ class _AudioCopy:
                 self.out.mux(pkt)
         for pkt in self.stream.encode():
             self.out.mux(pkt)
+
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "colorwheel")
+
+
+def photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled photos (:data:`PHOTOS`, or ``camera``, ``coins``, ``moon``) as RGB."""
+    from skimage import data
+
+    img = getattr(data, name)()
+    return np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3])
+
+
+def panning_video(path: Path, name: str, *, seconds: float = 8.0, seed: int = 0, audio: str | None = "speech") -> Path:
+    """A video that pans and zooms over photo ``name``, with speech-like audio from ``seed``: distinct
+    names and seeds give unrelated videos."""
+    import cv2
+
+    src = photo(name)
+    h, w = src.shape[:2]
+    fps, n = 25, int(seconds * 25)
+    frames = []
+    for i in range(n):
+        s = 0.6 + 0.3 * i / n  # zooming out while panning across
+        ch, cw = int(h * s), int(w * s)
+        y = int((h - ch) * (0.5 + 0.5 * np.sin(2 * np.pi * i / n)))
+        x = int((w - cw) * i / n)
+        frames.append(cv2.resize(src[y : y + ch, x : x + cw], (320, 240), interpolation=cv2.INTER_AREA))
+    return write_video(path, frames, fps=fps, audio=audio, seed=seed)
+
+
+VIDEO_COPIES: dict[str, dict[str, Any]] = {  # make_copy arguments of each kind of re-upload
+    "crf28": {"crf": 28},
+    "crf38": {"crf": 38},
+    "half": {"scale": 0.5},
+    "three_quarter": {"scale": 0.75},
+    "crop10": {"crop": (0.05, 0.05, 0.05, 0.05)},
+    "crop20_offset": {"crop": (0.0, 0.15, 0.05, 0.1)},
+    "border": {"border": 24},
+    "mirror": {"mirror": True},
+    "opus": {"acodec": "libopus", "crf": 30},
+}
+
+
+def image_copies(src: Path, folder: Path) -> list[Path]:
+    """Re-posts of an image: JPEG at quality 50, half size, a 15 % crop, a border, a mirror."""
+    from PIL import Image, ImageOps
+
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        made = {
+            "q50.jpg": im,
+            "half.jpg": im.resize((w // 2, h // 2), Image.Resampling.LANCZOS),
+            "crop15.jpg": im.crop((int(w * 0.1), int(h * 0.05), int(w * 0.95), int(h * 0.95))),
+            "border.png": ImageOps.expand(im, border=max(8, w // 20), fill=(255, 255, 255)),
+            "mirror.jpg": ImageOps.mirror(im),
+        }
+    out = []
+    for suffix, img in made.items():
+        p = folder / f"{src.stem}.{suffix}"
+        img.save(p, quality=50 if suffix == "q50.jpg" else 90)
+        out.append(p)
+    return out
+
+
+def campaign(folder: Path, originals: list[Path], *, excerpt_s: float = 4.0) -> dict[Path, int]:
+    """A campaign's re-uploads of ``originals`` in ``folder``: every :data:`VIDEO_COPIES` kind of each video
+    and an ``excerpt_s`` excerpt from its middle (its sound as AAC), :func:`image_copies` of each image.
+    Returns every file (originals included) with the number of the original it comes from."""
+    from forensics.media import open_media
+
+    folder.mkdir(parents=True, exist_ok=True)
+    truth: dict[Path, int] = {}
+    for k, src in enumerate(originals):
+        truth[src] = k
+        info = open_media(src).info
+        if info.kind == "image":
+            truth.update(dict.fromkeys(image_copies(src, folder), k))
+            continue
+        for name, args in VIDEO_COPIES.items():
+            truth[make_copy(src, folder / f"{src.stem}.{name}.mp4", **args)] = k
+        duration = info.duration or 0.0
+        start = max(0.0, duration / 2 - excerpt_s / 2)
+        truth[make_copy(src, folder / f"{src.stem}.excerpt.mp4", start=start, duration=excerpt_s)] = k
+    return truth
+
+
+def pair_scores(truth: dict[Path, int], clusters: dict[Path, int]) -> tuple[float, float]:
+    """Pairwise ``(precision, recall)`` of predicted clusters against true groups: over all pairs of files,
+    a pair is predicted when its files share a cluster and true when they share an original (files absent
+    from ``truth`` are each their own group)."""
+    files = sorted(clusters)
+    tp = fp = fn = 0
+    for i, a in enumerate(files):
+        for b in files[i + 1 :]:
+            same = clusters[a] == clusters[b]
+            true = a in truth and b in truth and truth[a] == truth[b]
+            tp += same and true
+            fp += same and not true
+            fn += true and not same
+    return (tp / (tp + fp) if tp + fp else 1.0), (tp / (tp + fn) if tp + fn else 1.0)
+
+
+def c2pa_sign(src: Path, dst: Path, *, generator: str = "forensics-test 1.0", software_agent: str = "TestGen") -> Path:
+    """Sign ``src`` into ``dst`` with a C2PA manifest (``c2pa.created`` by ``software_agent``, IPTC
+    trainedAlgorithmicMedia) under a throwaway ES256 certificate chain made on the spot (no network, no
+    trust list: readers report it valid but ``signingCredential.untrusted``). Needs c2pa-python and cryptography."""
+    import datetime
+    import mimetypes
+
+    import c2pa
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(cn: str, key: Any, issuer: Any, issuer_key: Any, ca: bool) -> Any:
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "forensics tests"),
+            ]
+        )
+        usage = dict.fromkeys(("content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+                               "encipher_only", "decipher_only"), False)  # fmt: skip
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer or subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(digital_signature=not ca, key_cert_sign=ca, crl_sign=ca, **usage), critical=True
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        )
+        if not ca:
+            b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            b = b.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
+            )
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("throwaway test CA", ca_key, None, ca_key, True)
+    ee = cert("throwaway test signer", key, ca.subject, ca_key, False)
+    chain = ee.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, pem, None))
+    name, _, version = generator.partition(" ")
+    source_type = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+    action = {"action": "c2pa.created", "digitalSourceType": source_type, "softwareAgent": {"name": software_agent}}
+    manifest = {
+        "claim_generator_info": [{"name": name, "version": version or "1"}],
+        "title": dst.name,
+        "assertions": [{"label": "c2pa.actions", "data": {"actions": [action]}}],
+    }
+    mime = mimetypes.guess_type(src.name)[0] or "application/octet-stream"
+    with c2pa.Builder(manifest) as builder, open(src, "rb") as fin, open(dst, "wb") as fout:
+        builder.sign(signer, mime, fin, fout)
+    return dst

@@ -38,7 +38,7 @@ SHIFTS = 3  # each entry pairs with the next SHIFTS entries of its bucket (bucke
 MAX_BUCKET = 400
 AUDIO_SUBSAMPLE = 4
 VIDEO_BITS, VIDEO_SHARE, MIN_FRAMES = 10, 0.5, 3
-AUDIO_HITS, AUDIO_SHARE = 12, 0.05
+AUDIO_HITS, AUDIO_SHARE = 12, 0.2  # copies share >= 0.37 (AAC/Opus, excerpts), unrelated speech <= 0.09
 NAME_DATE = re.compile(r"(?<!\d)(20\d\d|19\d\d)[-_.]?(0[1-9]|1[0-2])[-_.]?(0[1-9]|[12]\d|3[01])(?!\d)")
 
 
@@ -303,6 +303,16 @@ def cluster_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "offset_s": m.offset_s if m is not None and len(group) > 1 else None,
             }
     return rows
+
+
+CLUSTER_COLUMNS = ["cluster", "cluster_size", "cluster_earliest", "seen", "seen_source"]
+
+
+def cluster_columns(paths: Iterable[str], by_path: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
+    """The table's cluster columns for ``paths`` from sidecar rows by path (``None`` for paths it lacks)."""
+    keys = ("cluster", "cluster_size", "earliest", "date", "date_source")
+    rows = [by_path.get(p, {}) for p in paths]
+    return {col: [r.get(k) for r in rows] for col, k in zip(CLUSTER_COLUMNS, keys, strict=True)}
 
 
 def sidecar(results: str | Path) -> Path:
