@@ -525,3 +525,31 @@ def c2pa_sign(src: Path, dst: Path, *, generator: str = "forensics-test 1.0", so
     with c2pa.Builder(manifest) as builder, open(src, "rb") as fin, open(dst, "wb") as fout:
         builder.sign(signer, mime, fin, fout)
     return dst
+
+
+def embed_dwt_dct(image: np.ndarray, bits: list[int], *, scale: float = 36.0) -> np.ndarray:
+    """``image`` (RGB) carrying ``bits`` as invisible-watermark's ``dwtDct`` encoder hides them (the Stable
+    Diffusion and SDXL marks): in each 4 x 4 block of the U channel's Haar LL band the largest non-DC value
+    is moved to the middle of the bit's half of its ``scale`` step."""
+    import cv2
+
+    h, w = image.shape[:2]
+    yuv = cv2.cvtColor(np.ascontiguousarray(image[: h // 4 * 4, : w // 4 * 4, ::-1]), cv2.COLOR_BGR2YUV)
+    u = yuv[..., 1].astype(np.float64)
+    ll = (u[0::2, 0::2] + u[0::2, 1::2] + u[1::2, 0::2] + u[1::2, 1::2]) / 2.0
+    rows, cols = ll.shape[0] // 4, ll.shape[1] // 4
+    blocks = ll[: rows * 4, : cols * 4].reshape(rows, 4, cols, 4).transpose(0, 2, 1, 3).reshape(-1, 16).copy()
+    idx = np.arange(blocks.shape[0])
+    pos = np.argmax(np.abs(blocks[:, 1:]), axis=1) + 1
+    val = blocks[idx, pos]
+    want = np.asarray(bits, np.float64)[idx % len(bits)]
+    blocks[idx, pos] = np.sign(val + (val == 0)) * ((np.abs(val) // scale + 0.25 + 0.5 * want) * scale)
+    new_ll = ll.copy()
+    new_ll[: rows * 4, : cols * 4] = blocks.reshape(rows, cols, 4, 4).transpose(0, 2, 1, 3).reshape(rows * 4, cols * 4)
+    delta = np.repeat(np.repeat((new_ll - ll) / 2.0, 2, axis=0), 2, axis=1)  # inverse Haar: each pixel moves by dLL/2
+    yuv = yuv.astype(np.float64)
+    yuv[..., 1] += delta
+    bgr = cv2.cvtColor(np.clip(np.rint(yuv), 0, 255).astype(np.uint8), cv2.COLOR_YUV2BGR)
+    out = image.copy()
+    out[: h // 4 * 4, : w // 4 * 4] = bgr[..., ::-1]
+    return out

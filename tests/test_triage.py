@@ -281,19 +281,29 @@ def test_provenance_c2pa_signed_with_a_throwaway_certificate(tmp_path: Path) -> 
 
 
 def test_provenance_reads_stable_diffusion_watermarks(tmp_path: Path) -> None:
-    pytest.importorskip("imwatermark")
-    from imwatermark import WatermarkEncoder
-
-    from forensics.triage.provenance import WATERMARKS
+    from forensics.testing import embed_dwt_dct
+    from forensics.triage.provenance import WATERMARKS, dwt_dct_bits
 
     img = photo("astronaut")
-    for name in ("stable_diffusion_v2", "sdxl"):
-        kind, _, mark = WATERMARKS[name]
-        enc = WatermarkEncoder()
-        enc.set_watermark(kind, mark if kind == "bytes" else [int(b) for b in str(mark)])
-        marked = enc.encode(np.ascontiguousarray(img[..., ::-1]), "dwtDct")[..., ::-1]
-        path = write_image(tmp_path / f"{name}.png", np.ascontiguousarray(marked))
+    for name, (kind, length, mark) in WATERMARKS.items():
+        bits = [int(b) for b in (np.unpackbits(np.frombuffer(mark, np.uint8)) if kind == "bytes" else str(mark))]
+        path = write_image(tmp_path / f"{name}.png", embed_dwt_dct(img, bits))
         prov = read_provenance(path, kind="image", image=open_media(path).frames()[0].image)
         assert prov["watermark"]["mark"] == name, prov.get("watermark")
+        assert any(e["source"] == "watermark" and e["field"] == f"dwtDct:{name}" for e in prov["evidence"])
+        assert len(dwt_dct_bits(img, length)) == length
     plain = write_image(tmp_path / "plain.png", img)
     assert "watermark" not in read_provenance(plain, kind="image", image=img)
+
+
+def test_watermark_reader_agrees_with_invisible_watermark() -> None:
+    imwatermark = pytest.importorskip("imwatermark")
+    from forensics.triage.provenance import dwt_dct_bits
+
+    for name in ("astronaut", "rocket"):
+        bgr = np.ascontiguousarray(photo(name)[..., ::-1])
+        enc = imwatermark.WatermarkEncoder()
+        enc.set_watermark("bytes", b"SDV2")
+        marked = enc.encode(bgr, "dwtDct")
+        assert imwatermark.WatermarkDecoder("bytes", 32).decode(marked, "dwtDct") == b"SDV2"
+        assert np.packbits(dwt_dct_bits(np.ascontiguousarray(marked[..., ::-1]), 32)).tobytes() == b"SDV2"

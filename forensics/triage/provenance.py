@@ -11,9 +11,11 @@ to ``errors`` and costs nothing else.
 Readers: PyAV's container and stream tags (``encoder``, ``creation_time``, ``handler_name``,
 ``com.apple.quicktime.*``, ``com.android.*``), Pillow's EXIF and PNG text chunks (``parameters`` of
 AUTOMATIC1111, ``prompt``/``workflow`` of ComfyUI), the XMP packet wherever it sits in the file (IPTC
-``DigitalSourceType``, ``CreatorTool``), C2PA through c2pa-python and the DWT-DCT invisible watermarks of
-Stable Diffusion's reference scripts and SDXL pipelines through invisible-watermark (images only; both
-packages are the ``triage`` extra and are skipped, with a note in ``errors``, when absent).
+``DigitalSourceType``, ``CreatorTool``), C2PA through c2pa-python (the ``triage`` extra; without it a note
+in ``errors``), and the DWT-DCT invisible watermarks of Stable Diffusion's reference scripts and SDXL
+pipelines (images only), read by :func:`dwt_dct_bits`, the invisible-watermark decoder restated in numpy:
+that package declares opencv-python and torch as dependencies and would put a second OpenCV beside
+opencv-python-headless.
 """
 
 from __future__ import annotations
@@ -224,27 +226,39 @@ def _c2pa(path: Path, facts: _Facts) -> None:
     facts.add("c2pa", "signature", summary["signature"])
 
 
-def _watermark(image: Any, facts: _Facts) -> None:
-    """The DWT-DCT marks of Stable Diffusion's scripts and SDXL pipelines in an RGB image."""
-    try:
-        from imwatermark import WatermarkDecoder
-    except ImportError:
-        facts.errors.append("watermark: not read (pip install 'forensics[triage]')")
-        return
+def dwt_dct_bits(image: Any, length: int, *, scale: float = 36.0) -> Any:
+    """The ``length`` bits an invisible-watermark ``dwtDct`` encoder hid in an RGB image, read as its decoder
+    does: the U channel's Haar LL band in 4 x 4 blocks, each block's largest non-DC value modulo ``scale``
+    giving a vote for bit ``block number % length``; a bit is set when most votes say so."""
+    import cv2
     import numpy as np
 
-    bgr = np.ascontiguousarray(image[..., ::-1])
-    if min(bgr.shape[:2]) < 256:  # dwtDct needs room for its blocks
+    h, w = image.shape[:2]
+    u = cv2.cvtColor(np.ascontiguousarray(image[: h // 4 * 4, : w // 4 * 4, ::-1]), cv2.COLOR_BGR2YUV)[..., 1]
+    u = u.astype(np.float64)
+    ll = (u[0::2, 0::2] + u[0::2, 1::2] + u[1::2, 0::2] + u[1::2, 1::2]) / 2.0  # pywt.dwt2(u, "haar")[0]
+    rows, cols = ll.shape[0] // 4, ll.shape[1] // 4
+    blocks = ll[: rows * 4, : cols * 4].reshape(rows, 4, cols, 4).transpose(0, 2, 1, 3).reshape(-1, 16)
+    pos = np.argmax(np.abs(blocks[:, 1:]), axis=1) + 1
+    votes = (np.abs(blocks[np.arange(blocks.shape[0]), pos]) % scale) > 0.5 * scale
+    bit = np.arange(votes.size) % length
+    return np.bincount(bit, votes, length) / np.bincount(bit, minlength=length) * 255 > 127
+
+
+def _watermark(image: Any, facts: _Facts) -> None:
+    """The DWT-DCT marks of Stable Diffusion's scripts and SDXL pipelines in an RGB image."""
+    import numpy as np
+
+    if min(image.shape[:2]) < 256:  # too few blocks to carry a mark
         return
     for name, (kind, length, expected) in WATERMARKS.items():
-        got = WatermarkDecoder(kind, length).decode(bgr, "dwtDct")
+        bits = dwt_dct_bits(image, length)
         if kind == "bytes":
-            ok = bytes(got) == expected
-            shown = bytes(got).decode("utf-8", "replace") if ok else None
+            got = np.packbits(bits).tobytes()
+            ok, shown = got == expected, got.decode("utf-8", "replace")
         else:
-            bits = "".join("1" if b else "0" for b in got)
-            errors = sum(a != b for a, b in zip(bits, str(expected), strict=True))
-            ok, shown = errors <= 2, bits
+            shown = "".join("1" if b else "0" for b in bits)
+            ok = sum(a != b for a, b in zip(shown, str(expected), strict=True)) <= 2
         if ok:
             facts.extra["watermark"] = {"mark": name, "method": "dwtDct", "value": shown}
             facts.add("watermark", f"dwtDct:{name}", shown)
