@@ -215,7 +215,9 @@ def _provenance(media: Media) -> dict[str, Any]:
     if media.info.kind == "image":
         with contextlib.suppress(ForensicsError):
             image = media.frames(fps=FRAME_FPS)[0].image
-    return read_provenance(media.path, kind=media.info.kind, image=image)
+    t0 = time.perf_counter()
+    prov = read_provenance(media.path, kind=media.info.kind, image=image)
+    return prov | {"elapsed_s": round(time.perf_counter() - t0, 4)}
 
 
 def discover(

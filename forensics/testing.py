@@ -426,7 +426,8 @@ def image_copies(src: Path, folder: Path) -> list[Path]:
 
 def campaign(folder: Path, originals: list[Path], *, excerpt_s: float = 4.0) -> dict[Path, int]:
     """A campaign's re-uploads of ``originals`` in ``folder``: every :data:`VIDEO_COPIES` kind of each video
-    and an ``excerpt_s`` excerpt from its middle (its sound as AAC), :func:`image_copies` of each image.
+    and an excerpt from its middle (``excerpt_s``, at most half the video; its sound as AAC), :func:`image_copies`
+    of each image.
     Returns every file (originals included) with the number of the original it comes from."""
     from forensics.media import open_media
 
@@ -441,8 +442,9 @@ def campaign(folder: Path, originals: list[Path], *, excerpt_s: float = 4.0) -> 
         for name, args in VIDEO_COPIES.items():
             truth[make_copy(src, folder / f"{src.stem}.{name}.mp4", **args)] = k
         duration = info.duration or 0.0
-        start = max(0.0, duration / 2 - excerpt_s / 2)
-        truth[make_copy(src, folder / f"{src.stem}.excerpt.mp4", start=start, duration=excerpt_s)] = k
+        length = min(excerpt_s, duration / 2)
+        start = max(0.0, duration / 2 - length / 2)
+        truth[make_copy(src, folder / f"{src.stem}.excerpt.mp4", start=start, duration=length)] = k
     return truth
 
 

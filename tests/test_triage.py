@@ -307,3 +307,61 @@ def test_watermark_reader_agrees_with_invisible_watermark() -> None:
         marked = enc.encode(bgr, "dwtDct")
         assert imwatermark.WatermarkDecoder("bytes", 32).decode(marked, "dwtDct") == b"SDV2"
         assert np.packbits(dwt_dct_bits(np.ascontiguousarray(marked[..., ::-1]), 32)).tobytes() == b"SDV2"
+
+
+def test_html_campaign_view_and_blur(generated: tuple[Path, dict[Path, int], list[Path]], tmp_path: Path) -> None:
+    from forensics.report.html import write_html
+
+    results, truth, _ = generated
+    page = write_html(results, tmp_path / "r.html", thumbnails=2).read_text("utf-8")
+    assert '<table id="clusters">' in page and 'id="campaign-timeline"' in page
+    n_multi = len({k for k in truth.values()})
+    assert page.count('<tr class="cluster"') == n_multi and page.count('class="members"') == n_multi
+    assert page.count('<img class="thumb"') >= 2 * n_multi and '<svg class="thumb"' in page
+    assert '<body data-blur="on">' in page and 'id="blur" type="checkbox" checked' in page
+    assert page.count('<circle class="dot"') == len(truth) + 4  # every file has a date (at least its file time)
+    unblurred = write_html(results, tmp_path / "u.html", thumbnails=0, blur=False).read_text("utf-8")
+    assert '<body data-blur="off">' in unblurred and "checked>" not in unblurred.split('id="blur"')[1][:30]
+    assert "<img" not in unblurred  # no thumbnails asked: the strips stay empty
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_campaign_view_in_headless_chromium(
+    generated: tuple[Path, dict[Path, int], list[Path]], tmp_path: Path
+) -> None:
+    import re
+    import subprocess
+
+    from forensics.report.html import write_html
+
+    results, truth, _ = generated
+    report = write_html(results, tmp_path / "r.html", thumbnails=1)
+
+    def dom(fragment: str) -> str:
+        cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+               "--disable-background-networking", "--disable-component-update",
+               f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", f"{report.as_uri()}#{fragment}"]  # fmt: skip
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False).stdout
+
+    n_multi = len(set(truth.values()))
+    # Sorting by size, largest first; every cluster shown.
+    page = dom("csort=-1")
+    sizes = [
+        int(x)
+        for x in re.findall(
+            r'<tr class="cluster[^"]*"[^>]*>(?:<td[^>]*>[^<]*</td>)<td class="num" data-sort="(\d+)"', page
+        )
+    ]
+    assert len(sizes) == n_multi and sizes == sorted(sizes, reverse=True) and f'data-shown="{n_multi}"' in page
+    # Filtering clusters by a member's name.
+    page = dom("cq=coffee.mirror")
+    assert 'id="clusters"' in page and 'data-shown="1"' in page.split('id="clusters"')[1][:200]
+    # A cluster opens its files and filters the file table to them.
+    astronaut = next(r for r in cluster(results) if Path(r["path"]).name == "astronaut.mp4")
+    page = dom(f"cluster={astronaut['cluster']}")
+    assert f'data-open="{astronaut["cluster"]}"' in page
+    assert f'data-shown="{astronaut["cluster_size"]}"' in page.split('id="files"')[1][:300]
+    members = re.search(rf'<tr class="members" data-members="{astronaut["cluster"]}"( hidden="")?>', page)
+    assert members and not members.group(1)
+    # Images start blurred; #blur=off shows them.
+    assert 'data-blur="on"' in dom("") and 'data-blur="off"' in dom("blur=off")

@@ -3,7 +3,8 @@
 Candidate pairs come from an index that never compares all pairs: frame hashes go into ``TABLES``
 locality-sensitive tables keyed by ``KEY_BITS`` fixed bits each (bit-sampling LSH for Hamming space, the
 approximate form of multi-index hashing), audio landmarks into buckets by value (a consistent 1-in-4
-subsample of them: copies share the same subsample). Files sharing a bucket become a candidate pair;
+subsample of them: copies share the same subsample). Files sharing a frame bucket, or three landmark
+buckets, become a candidate pair;
 pairs are verified on the whole fingerprints, most shared buckets first, and joined with union-find
 (a pair already in one cluster is not verified). Buckets held by more than ``MAX_BUCKET`` entries
 carry no identity (black frames, silence) and are dropped.
@@ -36,7 +37,7 @@ INDEX_FRAMES = 48  # frames per file in the index (evenly chosen; verification u
 INDEX_REGIONS = 8  # ... of which this many also enter with every cropped region
 SHIFTS = 3  # each entry pairs with the next SHIFTS entries of its bucket (bucket sorted by file)
 MAX_BUCKET = 400
-AUDIO_SUBSAMPLE = 4
+AUDIO_MIN_BUCKETS = 3
 VIDEO_BITS, VIDEO_SHARE, MIN_FRAMES = 10, 0.5, 3
 AUDIO_HITS, AUDIO_SHARE = 12, 0.2  # copies share >= 0.37 (AAC/Opus, excerpts), unrelated speech <= 0.09
 NAME_DATE = re.compile(r"(?<!\d)(20\d\d|19\d\d)[-_.]?(0[1-9]|1[0-2])[-_.]?(0[1-9]|[12]\d|3[01])(?!\d)")
@@ -164,30 +165,31 @@ def _video_entries(fps: Sequence[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def candidates(fps: Sequence[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs ``(n x 2 file numbers, shared buckets)``, most shared first."""
+    """Candidate pairs ``(n x 2 file numbers, shared buckets)``, most shared first: file pairs sharing a
+    frame-hash bucket, or at least ``AUDIO_MIN_BUCKETS`` landmark buckets (one shared landmark is chance)."""
     n_files = max(len(fps), 1)
-    codes = []
+    found: list[tuple[np.ndarray, np.ndarray]] = []
     hashes, files = _video_entries(fps)
     if hashes.size:
         by_byte = hashes.view(np.uint8).reshape(-1, 8)  # little-endian: byte 0 holds bits 0-7
+        codes = []
         for lut in _bit_tables():
             keys = np.zeros(hashes.size, np.uint64)
             for byte in range(8):
                 keys |= lut[byte][by_byte[:, byte]]
             codes.append(_bucket_pairs(keys, files, n_files))
-    audio = [
-        (fp.hashes, np.full(fp.hashes.size, i, np.int64))  # type: ignore[union-attr]
-        for i, fp in enumerate(fps)
-        if fp.has_audio
-    ]
+        found.append(np.unique(np.concatenate(codes), return_counts=True))
+    audio = [(fp.hashes, np.full(fp.hashes.size, i, np.int64)) for i, fp in enumerate(fps) if fp.has_audio]
     if audio:
-        h = np.concatenate([a for a, _ in audio]).astype(np.uint64)
+        h = np.concatenate([a for a, _ in audio]).astype(np.uint64)  # type: ignore[misc]
         f = np.concatenate([b for _, b in audio])
         keep = ((h * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)) >> np.uint64(30) == 0  # 1 in 4, by value
-        codes.append(_bucket_pairs(h[keep], f[keep], n_files))
-    if not codes:
+        pairs, counts = np.unique(_bucket_pairs(h[keep], f[keep], n_files), return_counts=True)
+        found.append((pairs[counts >= AUDIO_MIN_BUCKETS], counts[counts >= AUDIO_MIN_BUCKETS]))
+    if not found:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
-    pairs, counts = np.unique(np.concatenate(codes), return_counts=True)
+    pairs, inverse = np.unique(np.concatenate([p for p, _ in found]), return_inverse=True)
+    counts = np.bincount(inverse, np.concatenate([c for _, c in found])).astype(np.int64)
     order = np.argsort(-counts, kind="stable")
     pairs, counts = pairs[order], counts[order]
     return np.stack([pairs // n_files, pairs % n_files], axis=1), counts
