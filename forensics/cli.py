@@ -56,7 +56,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.html:
         from forensics.report.html import write_html
 
-        con.print(f"wrote {write_html(out, Path(args.html))}")
+        con.print(f"wrote {write_html(out, Path(args.html), blur=args.blur_thumbnails)}")
     _summary(table, out, con)
     code = 0
     if any((r.get("verdict") or {}).get("label") == "fake" for r in records):
@@ -102,7 +102,10 @@ def _summary(df: Any, results: Path, con: Any, top: int = 10) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from forensics.report.html import write_html
 
-    path = write_html(Path(args.results), Path(args.output), thumbnails=args.thumbnails, media_root=args.media_root)
+    path = write_html(
+        Path(args.results), Path(args.output), thumbnails=args.thumbnails, media_root=args.media_root,
+        blur=args.blur_thumbnails,
+    )  # fmt: skip
     _console().print(f"wrote {path}")
     return 0
 
@@ -321,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.add_argument("--html", help="also write a self-contained HTML report")
     s.add_argument(
+        "--blur-thumbnails",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="blur every thumbnail and heatmap until clicked (default; a checkbox on the page turns it off)",
+    )
+    s.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -343,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", default="report.html", help="HTML file (default: report.html)")
     r.add_argument("--thumbnails", type=int, default=12, help="most suspicious frames to show (default 12)")
     r.add_argument("--media-root", type=Path, help="where the media are now, if moved or recorded relative")
+    r.add_argument(
+        "--blur-thumbnails",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="blur every thumbnail and heatmap until clicked (default; a checkbox on the page turns it off)",
+    )
     r.set_defaults(func=cmd_report)
 
     c = sub.add_parser("cluster", help="group re-uploads of one content in a results JSONL (near-duplicate clusters)")
