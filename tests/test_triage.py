@@ -81,6 +81,33 @@ def generated(tiny_home: None, tmp_path_factory: pytest.TempPathFactory) -> tupl
     return out, truth, distractors
 
 
+@pytest.mark.slow
+@pytest.mark.data
+def test_shared_campaign_clusters(tiny_home: None, shared_data: Path, tmp_path: Path) -> None:
+    """Real talking heads with sound (one 34 s, cut to a 10 s excerpt) and a real photo, every re-upload of
+    each, among unrelated real videos and photos."""
+    video, image = shared_data / "real_video", shared_data / "real_image"
+    originals = [
+        video / "KwaiVGI__LivePortrait__assets__examples__driving__d6.mp4",
+        video / "smeetrs__deep_avsr__audio__demo__00016.mp4",
+        image / "EliSchwartz__imagenet-sample-images__n01820546_lorikeet.jpeg",
+    ]
+    distractors = [
+        video / "KwaiVGI__LivePortrait__assets__examples__driving__d3.mp4",
+        video / "smeetrs__deep_avsr__audio__demo__00019.mp4",
+        video / "rizkiarm__LipNet__evaluation__samples__GRID__bbaf2n.mpg",
+        image / "EliSchwartz__imagenet-sample-images__n02007558_flamingo.jpeg",
+        image / "EliSchwartz__imagenet-sample-images__n02128925_jaguar.jpeg",
+    ]
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for p in [*originals, *distractors]:
+        (folder / p.name).symlink_to(p)
+    truth = campaign(folder / "copies", [folder / p.name for p in originals], excerpt_s=10.0)
+    _scan(folder, tmp_path / "r.jsonl")
+    _assert_clusters(tmp_path / "r.jsonl", truth, [folder / p.name for p in distractors])
+
+
 def test_generated_campaign_clusters(generated: tuple[Path, dict[Path, int], list[Path]]) -> None:
     results, truth, distractors = generated
     _assert_clusters(results, truth, distractors)
