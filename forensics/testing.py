@@ -424,11 +424,12 @@ def image_copies(src: Path, folder: Path) -> list[Path]:
     return out
 
 
-def campaign(folder: Path, originals: list[Path], *, excerpt_s: float = 4.0) -> dict[Path, int]:
+def campaign(folder: Path, originals: list[Path], *, excerpt_s: float = 4.0, reuse: bool = False) -> dict[Path, int]:
     """A campaign's re-uploads of ``originals`` in ``folder``: every :data:`VIDEO_COPIES` kind of each video
     and an excerpt from its middle (``excerpt_s``, at most half the video; its sound as AAC), :func:`image_copies`
     of each image.
-    Returns every file (originals included) with the number of the original it comes from."""
+    Returns every file (originals included) with the number of the original it comes from. With ``reuse``,
+    copies already in ``folder`` are kept as they are."""
     from forensics.media import open_media
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -439,12 +440,12 @@ def campaign(folder: Path, originals: list[Path], *, excerpt_s: float = 4.0) -> 
         if info.kind == "image":
             truth.update(dict.fromkeys(image_copies(src, folder), k))
             continue
-        for name, args in VIDEO_COPIES.items():
-            truth[make_copy(src, folder / f"{src.stem}.{name}.mp4", **args)] = k
         duration = info.duration or 0.0
         length = min(excerpt_s, duration / 2)
-        start = max(0.0, duration / 2 - length / 2)
-        truth[make_copy(src, folder / f"{src.stem}.excerpt.mp4", start=start, duration=length)] = k
+        excerpt = {"start": max(0.0, duration / 2 - length / 2), "duration": length}
+        for name, args in [*VIDEO_COPIES.items(), ("excerpt", excerpt)]:
+            dst = folder / f"{src.stem}.{name}.mp4"
+            truth[dst if reuse and dst.exists() else make_copy(src, dst, **args)] = k
     return truth
 
 

@@ -9,11 +9,14 @@ the scan computes them (``media.frames(fps=2)``, 16 kHz audio); pairwise precisi
 pairs of files.
 
     python scripts/eval_triage.py [--videos 8] [--images 6] [--work /tmp/eval_triage]
+
+The copies and the fingerprints (``WORK/fingerprints.jsonl``) are kept: a second run only clusters.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -44,7 +47,7 @@ def main() -> None:
     videos = [DATA / "real_video" / n for n in ORIGINAL_VIDEOS[: args.videos]]
     images = sorted((DATA / "real_image").glob("EliSchwartz__*"))[: args.images]
     t0 = time.perf_counter()
-    truth = campaign(args.work / "copies", [*videos, *images], excerpt_s=10.0)
+    truth = campaign(args.work / "copies", [*videos, *images], excerpt_s=10.0, reuse=True)
     took = time.perf_counter() - t0
     print(f"made {len(truth)} files from {len(videos)} videos and {len(images)} photos in {took:.0f} s")
     distractors = [
@@ -53,16 +56,20 @@ def main() -> None:
         for p in sorted((DATA / folder).iterdir())
         if p not in truth and p.suffix.lower() in (".mp4", ".mpg", ".avi", ".mov", ".jpg", ".jpeg", ".png", ".webp")
     ]
-    records, costs = [], []
-    for p in [*truth, *distractors]:
-        try:
-            media = open_media(p)
-        except Exception as exc:  # a distractor the library cannot open is left out, and said
-            print(f"left out {p.name}: {exc}")
-            continue
-        fp = fingerprint(media)
-        costs.append(fp["elapsed_s"])
-        records.append({"path": str(p), "fingerprint": fp})
+    cache = args.work / "fingerprints.jsonl"
+    records = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
+    done = {r["path"] for r in records}
+    with open(cache, "a") as fh:
+        for p in [*truth, *distractors]:
+            if str(p) in done:
+                continue
+            try:
+                media = open_media(p)
+            except Exception as exc:  # a distractor the library cannot open is left out, and said
+                print(f"left out {p.name}: {exc}")
+                continue
+            records.append({"path": str(p), "fingerprint": fingerprint(media)})
+            fh.write(json.dumps(records[-1]) + "\n")
     t1 = time.perf_counter()
     rows = cluster_records(records)
     took = time.perf_counter() - t1
@@ -78,7 +85,9 @@ def main() -> None:
     for name in merged:
         row = next(r for r in rows if Path(r["path"]).name == name)
         print(f"  {name} -> cluster {row['cluster']} ({row['matched_by']} {row['match_share']})")
-    missed = [p.name for p in truth if size[clusters[p]] < sum(1 for q in truth if truth[q] == truth[p])]
+    missed = [
+        p.name for p in truth if p not in clusters or size[clusters[p]] < sum(1 for q in truth if truth[q] == truth[p])
+    ]
     print(f"copies not in their original's full cluster: {len(missed)} {missed[:12]}")
 
 

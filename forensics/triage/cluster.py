@@ -11,10 +11,12 @@ carry no identity (black frames, silence) and are dropped.
 
 Verification:
 
-- video: the frames of one file against every region and mirror of the other's frames (a copy cropped,
-  bordered, mirrored or rescaled matches one region); the files match when at least ``VIDEO_SHARE`` of
-  the shorter side's frames (and ``MIN_FRAMES`` of them, or the one frame of an image) are within
-  ``VIDEO_BITS`` bits of a frame of the other;
+- video: the frames of one file against each region, mirrored or not, of the other's frames (a copy
+  cropped, bordered, mirrored or rescaled matches one region); the files match when at least
+  ``VIDEO_SHARE`` of one side's frames (and ``MIN_FRAMES`` of them, or the one frame of an image) are
+  within ``VIDEO_BITS`` bits (``IMAGE_BITS`` against a single frame) of a frame of the other, at one
+  time offset; nearly still videos with sound
+  must match by sound as well;
 - audio: landmarks shared at one constant time offset (an excerpt's offset into the original): at
   least ``AUDIO_HITS`` of them and ``AUDIO_SHARE`` of the shorter side's landmarks.
 """
@@ -38,7 +40,8 @@ INDEX_REGIONS = 8  # ... of which this many also enter with every cropped region
 SHIFTS = 3  # each entry pairs with the next SHIFTS entries of its bucket (bucket sorted by file)
 MAX_BUCKET = 400
 AUDIO_MIN_BUCKETS = 3
-VIDEO_BITS, VIDEO_SHARE, MIN_FRAMES = 10, 0.5, 3
+VIDEO_BITS, VIDEO_SHARE, MIN_FRAMES, OFFSET_S = 6, 0.6, 3, 1.0
+IMAGE_BITS = 9  # a one-frame side (an image) has no other frame to confirm it: allowed a little more
 AUDIO_HITS, AUDIO_SHARE = 12, 0.2  # copies share >= 0.37 (AAC/Opus, excerpts), unrelated speech <= 0.09
 NAME_DATE = re.compile(r"(?<!\d)(20\d\d|19\d\d)[-_.]?(0[1-9]|1[0-2])[-_.]?(0[1-9]|[12]\d|3[01])(?!\d)")
 
@@ -68,23 +71,40 @@ class Cluster:
 
 
 def video_share(x: Fingerprint, y: Fingerprint) -> float:
-    """Share of ``y``'s frames within ``VIDEO_BITS`` of a frame of ``x`` (any region, mirrored or not)."""
-    assert x.frames is not None and y.frames is not None
+    """Share of ``y``'s frames within ``VIDEO_BITS`` of a frame of ``x`` (one region of ``x``, mirrored or
+    not, for all of them: a copy is cropped or mirrored as a whole). With ``MIN_FRAMES`` or more matched
+    frames, the matches must also keep time: at least half of them at one offset (+- ``OFFSET_S``) between
+    the files, as a copy's frames do and a similar-looking other recording's do not."""
+    assert x.frames is not None and y.frames is not None and x.t is not None and y.t is not None
     full = y.frames[:, 0]
     best = 0.0
-    for flip in (False, True):
-        regions = mirror(x.frames) if flip else x.frames  # n x regions
-        d = popcount(regions.reshape(-1)[:, None] ^ full[None, :]).min(axis=0)
-        best = max(best, float(np.mean(d <= VIDEO_BITS)) if (d <= VIDEO_BITS).sum() >= min(MIN_FRAMES, d.size) else 0)
+    for region in range(x.frames.shape[1]):
+        for flip in (False, True):
+            hashes = mirror(x.frames[:, region]) if flip else x.frames[:, region]
+            d = popcount(hashes[:, None] ^ full[None, :])  # x frames by y frames
+            near = d.min(axis=0) <= (IMAGE_BITS if min(d.shape) == 1 else VIDEO_BITS)
+            if near.sum() < min(MIN_FRAMES, near.size) or near.mean() <= best:
+                continue
+            if near.sum() >= MIN_FRAMES:
+                offsets = x.t[d.argmin(axis=0)[near]] - y.t[near]
+                if np.mean(np.abs(offsets - np.median(offsets)) <= OFFSET_S) < 0.5:
+                    continue
+            best = float(near.mean())
     return best
 
 
 def video_match(a: Fingerprint, b: Fingerprint) -> float:
-    """How well two files' frames match (0 when they do not): the better direction's share."""
+    """How well two files' frames match (0 when they do not): the better direction's share. Two videos with
+    sound whose pictures are (nearly) still must also match by sound: a still shot says little."""
     if not (a.has_video and b.has_video):
         return 0.0
     share = max(video_share(a, b), video_share(b, a))
-    return share if share >= VIDEO_SHARE else 0.0
+    if share < VIDEO_SHARE:
+        return 0.0
+    still = min(len(a.frames), len(b.frames)) <= 2  # type: ignore[arg-type]
+    if still and a.has_audio and b.has_audio and not audio_match(a, b)[0]:
+        return 0.0
+    return share
 
 
 def audio_match(a: Fingerprint, b: Fingerprint) -> tuple[float, float | None]:
@@ -165,8 +185,9 @@ def _video_entries(fps: Sequence[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def candidates(fps: Sequence[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs ``(n x 2 file numbers, shared buckets)``, most shared first: file pairs sharing a
-    frame-hash bucket, or at least ``AUDIO_MIN_BUCKETS`` landmark buckets (one shared landmark is chance)."""
+    """Candidate pairs ``(n x 2 file numbers, shared buckets)``, most shared first: file pairs sharing two
+    frame-hash buckets (one when either file has at most two frames: an image), or ``AUDIO_MIN_BUCKETS``
+    landmark buckets. One shared bucket between videos is chance: copies share many."""
     n_files = max(len(fps), 1)
     found: list[tuple[np.ndarray, np.ndarray]] = []
     hashes, files = _video_entries(fps)
@@ -178,7 +199,10 @@ def candidates(fps: Sequence[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
             for byte in range(8):
                 keys |= lut[byte][by_byte[:, byte]]
             codes.append(_bucket_pairs(keys, files, n_files))
-        found.append(np.unique(np.concatenate(codes), return_counts=True))
+        pairs, counts = np.unique(np.concatenate(codes), return_counts=True)
+        few = np.array([fp.has_video and len(fp.frames) <= 2 for fp in fps])  # type: ignore[arg-type]
+        keep = (counts >= 2) | few[pairs // n_files] | few[pairs % n_files]
+        found.append((pairs[keep], counts[keep]))
     audio = [(fp.hashes, np.full(fp.hashes.size, i, np.int64)) for i, fp in enumerate(fps) if fp.has_audio]
     if audio:
         h = np.concatenate([a for a, _ in audio]).astype(np.uint64)  # type: ignore[misc]
