@@ -2,7 +2,8 @@
 
 Candidate pairs come from an index that never compares all pairs: frame hashes go into ``TABLES``
 locality-sensitive tables keyed by ``KEY_BITS`` fixed bits each (bit-sampling LSH for Hamming space, the
-approximate form of multi-index hashing), audio landmarks into buckets by value (a consistent 1-in-4
+approximate form of multi-index hashing; a key and its mirrored form share a bucket, so mirrored copies
+meet), audio landmarks into buckets by value (a consistent 1-in-4
 subsample of them: copies share the same subsample). Files sharing a frame bucket, or three landmark
 buckets, become a candidate pair;
 pairs are verified on the whole fingerprints, most shared buckets first, and joined with union-find
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from forensics.triage.fingerprint import AUDIO_SR, HOP, Fingerprint, decode, mirror, popcount
+from forensics.triage.fingerprint import AUDIO_SR, HOP, MIRROR_MASK, Fingerprint, decode, mirror, popcount
 
 TABLES, KEY_BITS, SEED = 10, 28, 29
 INDEX_FRAMES = 48  # frames per file in the index (evenly chosen; verification uses all)
@@ -76,21 +77,19 @@ def video_share(x: Fingerprint, y: Fingerprint) -> float:
     frames, the matches must also keep time: at least half of them at one offset (+- ``OFFSET_S``) between
     the files, as a copy's frames do and a similar-looking other recording's do not."""
     assert x.frames is not None and y.frames is not None and x.t is not None and y.t is not None
-    full = y.frames[:, 0]
-    best = 0.0
-    for region in range(x.frames.shape[1]):
-        for flip in (False, True):
-            hashes = mirror(x.frames[:, region]) if flip else x.frames[:, region]
-            d = popcount(hashes[:, None] ^ full[None, :])  # x frames by y frames
-            near = d.min(axis=0) <= (IMAGE_BITS if min(d.shape) == 1 else VIDEO_BITS)
-            if near.sum() < min(MIN_FRAMES, near.size) or near.mean() <= best:
+    configs = np.concatenate([x.frames, mirror(x.frames)], axis=1)  # x frames by (regions, mirrored regions)
+    d = popcount(configs[:, :, None] ^ y.frames[None, None, :, 0])  # x frames, configs, y frames
+    near = d.min(axis=0) <= (IMAGE_BITS if min(len(x.frames), len(y.frames)) == 1 else VIDEO_BITS)
+    counts = near.sum(axis=1)
+    for c in np.argsort(-counts, kind="stable"):  # the best configuration that keeps time
+        if counts[c] < min(MIN_FRAMES, near.shape[1]):
+            break
+        if counts[c] >= MIN_FRAMES:
+            offsets = x.t[d[:, c].argmin(axis=0)[near[c]]] - y.t[near[c]]
+            if np.mean(np.abs(offsets - np.median(offsets)) <= OFFSET_S) < 0.5:
                 continue
-            if near.sum() >= MIN_FRAMES:
-                offsets = x.t[d.argmin(axis=0)[near]] - y.t[near]
-                if np.mean(np.abs(offsets - np.median(offsets)) <= OFFSET_S) < 0.5:
-                    continue
-            best = float(near.mean())
-    return best
+        return float(counts[c]) / near.shape[1]
+    return 0.0
 
 
 def video_match(a: Fingerprint, b: Fingerprint) -> float:
@@ -150,9 +149,10 @@ def _bit_tables() -> list[np.ndarray]:
 
 def _bucket_pairs(keys: np.ndarray, files: np.ndarray, n_files: int) -> np.ndarray:
     """Pair codes ``lo * n_files + hi`` of different files sharing a key (each entry with its next ``SHIFTS``
-    in the bucket), oversized buckets left out."""
-    order = np.lexsort((files, keys))
-    k, f = keys[order], files[order]
+    in the bucket), oversized buckets left out. Keys and files sort as one uint64 (key above the file)."""
+    shift = np.uint64(max(1, int(n_files - 1).bit_length()))
+    packed = np.sort((keys.astype(np.uint64) << shift) | files.astype(np.uint64))
+    k, f = packed >> shift, (packed & ((np.uint64(1) << shift) - np.uint64(1))).astype(np.int64)
     starts = np.r_[0, np.flatnonzero(k[1:] != k[:-1]) + 1]
     sizes = np.diff(np.r_[starts, k.size])
     ok = np.repeat(sizes <= MAX_BUCKET, sizes)
@@ -161,22 +161,26 @@ def _bucket_pairs(keys: np.ndarray, files: np.ndarray, n_files: int) -> np.ndarr
     for j in range(1, SHIFTS + 1):
         same = (k[j:] == k[:-j]) & (f[j:] != f[:-j])
         a, b = f[:-j][same], f[j:][same]
-        out.append(np.minimum(a, b).astype(np.int64) * n_files + np.maximum(a, b))
+        out.append(np.minimum(a, b) * n_files + np.maximum(a, b))
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
+def _spread(n: int, k: int) -> np.ndarray | slice:
+    """``k`` indices spread evenly over ``n`` items (all of them when ``n <= k``)."""
+    return slice(None) if n <= k else np.linspace(0, n - 1, k).round().astype(np.int64)
+
+
 def _video_entries(fps: Sequence[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes and file numbers of the index: up to ``INDEX_FRAMES`` whole frames per file and their mirrors,
-    and every region of ``INDEX_REGIONS`` of them."""
+    """Hashes and file numbers of the index: up to ``INDEX_FRAMES`` whole frames per file, and every region
+    of ``INDEX_REGIONS`` of them."""
     hashes, files = [], []
     for i, fp in enumerate(fps):
         if not fp.has_video:
             continue
         assert fp.frames is not None
-        n = len(fp.frames)
-        pick = fp.frames[np.unique(np.linspace(0, n - 1, min(n, INDEX_FRAMES)).round().astype(int))]
-        few = pick[np.unique(np.linspace(0, len(pick) - 1, min(len(pick), INDEX_REGIONS)).round().astype(int))]
-        h = np.concatenate([pick[:, 0], mirror(pick[:, 0]), few[:, 1:].reshape(-1)])
+        pick = fp.frames[_spread(len(fp.frames), INDEX_FRAMES)]
+        few = pick[_spread(len(pick), INDEX_REGIONS)]
+        h = np.concatenate([pick[:, 0], few[:, 1:].reshape(-1)])
         hashes.append(h)
         files.append(np.full(h.size, i, np.int64))
     if not hashes:
@@ -185,19 +189,22 @@ def _video_entries(fps: Sequence[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def candidates(fps: Sequence[Fingerprint]) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs ``(n x 2 file numbers, shared buckets)``, most shared first: file pairs sharing two
-    frame-hash buckets (one when either file has at most two frames: an image), or ``AUDIO_MIN_BUCKETS``
-    landmark buckets. One shared bucket between videos is chance: copies share many."""
+    """Candidate pairs ``(n x 2 file numbers, shared buckets)``, most shared first: file pairs sharing a
+    frame-hash bucket twice (once when either file has at most two frames: an image), or
+    ``AUDIO_MIN_BUCKETS`` landmark buckets. One collision between videos is chance: copies collide often."""
     n_files = max(len(fps), 1)
     found: list[tuple[np.ndarray, np.ndarray]] = []
     hashes, files = _video_entries(fps)
     if hashes.size:
         by_byte = hashes.view(np.uint8).reshape(-1, 8)  # little-endian: byte 0 holds bits 0-7
         codes = []
+        mask = np.frombuffer(np.uint64(MIRROR_MASK).tobytes(), np.uint8)
         for lut in _bit_tables():
             keys = np.zeros(hashes.size, np.uint64)
             for byte in range(8):
                 keys |= lut[byte][by_byte[:, byte]]
+            flipped = np.bitwise_or.reduce([lut[byte][mask[byte]] for byte in range(8)])
+            keys = np.minimum(keys, keys ^ flipped)  # a hash and its mirror share a bucket
             codes.append(_bucket_pairs(keys, files, n_files))
         pairs, counts = np.unique(np.concatenate(codes), return_counts=True)
         few = np.array([fp.has_video and len(fp.frames) <= 2 for fp in fps])  # type: ignore[arg-type]
