@@ -56,7 +56,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.html:
         from forensics.report.html import write_html
 
-        con.print(f"wrote {write_html(out, Path(args.html))}")
+        con.print(f"wrote {write_html(out, Path(args.html), blur=args.blur_thumbnails)}")
     _summary(table, out, con)
     code = 0
     if any((r.get("verdict") or {}).get("label") == "fake" for r in records):
@@ -102,8 +102,38 @@ def _summary(df: Any, results: Path, con: Any, top: int = 10) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from forensics.report.html import write_html
 
-    path = write_html(Path(args.results), Path(args.output), thumbnails=args.thumbnails, media_root=args.media_root)
+    path = write_html(
+        Path(args.results), Path(args.output), thumbnails=args.thumbnails, media_root=args.media_root,
+        blur=args.blur_thumbnails,
+    )  # fmt: skip
     _console().print(f"wrote {path}")
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from forensics.triage.cluster import cluster, sidecar
+
+    con = _console()
+    rows = cluster(args.results, out=args.output)
+    sizes: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        sizes.setdefault(r["cluster"], []).append(r)
+    multi = [g for g in sizes.values() if len(g) > 1]
+    unprinted = sum(1 for r in rows if not r["fingerprinted"])
+    con.print(f"{len(rows)} files, {len(sizes)} clusters, {len(multi)} with copies; wrote {sidecar(args.results)}")
+    if unprinted:
+        con.print(f"{unprinted} files have no fingerprint (scanned before fingerprints, or undecodable)")
+    t = Table(title="largest clusters")
+    for c in ("cluster", "files", "earliest", "seen", "by"):
+        t.add_column(c)
+    for g in sorted(multi, key=len, reverse=True)[: args.top]:
+        first = next(r for r in g if r["is_earliest"])
+        t.add_row(str(first["cluster"]), str(len(g)), str(first["path"]), str(first["date"]), str(first["date_source"]))
+    con.print(t)
+    if args.output:
+        con.print(f"wrote {args.output}")
     return 0
 
 
@@ -378,6 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.add_argument("--html", help="also write a self-contained HTML report")
     s.add_argument(
+        "--blur-thumbnails",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="blur every thumbnail and heatmap until clicked (default; a checkbox on the page turns it off)",
+    )
+    s.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -400,7 +436,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", default="report.html", help="HTML file (default: report.html)")
     r.add_argument("--thumbnails", type=int, default=12, help="most suspicious frames to show (default 12)")
     r.add_argument("--media-root", type=Path, help="where the media are now, if moved or recorded relative")
+    r.add_argument(
+        "--blur-thumbnails",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="blur every thumbnail and heatmap until clicked (default; a checkbox on the page turns it off)",
+    )
     r.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("cluster", help="group re-uploads of one content in a results JSONL (near-duplicate clusters)")
+    c.add_argument("results", help="results JSONL written by `forensics scan`")
+    c.add_argument("-o", "--output", help="also write the clusters as .csv or .jsonl")
+    c.add_argument("--top", type=int, default=10, help="largest clusters to list (default 10)")
+    c.set_defaults(func=cmd_cluster)
 
     a = sub.add_parser("analyze", help="score one file and print its report as JSON")
     a.add_argument("path")

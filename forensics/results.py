@@ -174,6 +174,8 @@ class MediaReport:
     version: str
     status: Status = "ok"
     reason: str | None = None
+    fingerprint: dict[str, Any] | None = None  # forensics.triage: frame hashes and audio landmarks
+    provenance: dict[str, Any] | None = None  # forensics.triage: what the file declares about its origin
 
     def result(self, detector: str) -> DetectionResult:
         """The result of one detector by name."""
@@ -183,7 +185,8 @@ class MediaReport:
         raise KeyError(detector)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The record's fields; ``fingerprint`` and ``provenance`` only when present (older records lack them)."""
+        d = {
             "path": self.path,
             "sha256": self.sha256,
             "info": self.info,
@@ -193,6 +196,11 @@ class MediaReport:
             "status": self.status,
             "reason": self.reason,
         }
+        if self.fingerprint is not None:
+            d["fingerprint"] = self.fingerprint
+        if self.provenance is not None:
+            d["provenance"] = self.provenance
+        return d
 
     def to_json(self) -> str:
         """One line of JSON (no newlines inside, safe for JSONL)."""
@@ -209,6 +217,8 @@ class MediaReport:
             version=d.get("version", ""),
             status=d.get("status", "ok"),
             reason=d.get("reason"),
+            fingerprint=d.get("fingerprint"),
+            provenance=d.get("provenance"),
         )
 
     @classmethod

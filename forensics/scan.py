@@ -9,6 +9,7 @@ applies (in the worker), bounded by the size the file had when opened.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import time
@@ -27,12 +28,14 @@ from forensics.errors import (
     UnsupportedMediaError,
     WeightsNotFoundError,
 )
-from forensics.media import DEFAULT_LIMITS, Limits, file_sha256, open_media
+from forensics.media import DEFAULT_LIMITS, Limits, Media, file_sha256, open_media
 from forensics.media.core import regular_size
 from forensics.media.sniff import MEDIA_SUFFIXES
 from forensics.progress import Progress, ProgressEvent
 from forensics.records import append_record, read_records, repair
 from forensics.results import DetectionResult, MediaReport, Status, Verdict, decide, parse_weights_id
+from forensics.triage.fingerprint import FRAME_FPS, Fingerprinter
+from forensics.triage.provenance import read_provenance
 
 
 def _split(value: str | Sequence[str] | None) -> list[str]:
@@ -207,15 +210,32 @@ def _analyze(path: Path, dets: list[Detector], limits: Limits, sha: str | None =
         return _file_error(path, sha, f"cannot open media ({type(exc).__name__}: {exc})", dets, {})
     results: list[DetectionResult] = [None] * len(dets)  # type: ignore[list-item]
     order = sorted(range(len(dets)), key=lambda i: not dets[i].leads_decoding)
+    fingerprint = Fingerprinter(media)  # from the detectors' memoised frames and audio: nothing decoded twice
     for k, i in enumerate(order):
         if all(dets[j].spec.unit == "audio_window" for j in order[k:]):
+            fingerprint.frames()  # before they go
             media.clear(keep_audio=True)  # no detector left needs frames: free them (an hour's are 330 MB)
         if k:
             trim_heap()  # between detectors, after any frames were freed
         results[i] = dets[i].detect(media)
+    record = fingerprint.record()
+    provenance = _provenance(media)
     media.clear()
     trim_heap()
-    return MediaReport(str(path), sha, media.info.to_dict(), results, decide(results), library_version())
+    report = MediaReport(str(path), sha, media.info.to_dict(), results, decide(results), library_version())
+    report.fingerprint, report.provenance = record, provenance
+    return report
+
+
+def _provenance(media: Media) -> dict[str, Any]:
+    """What the file declares about its origin; an image's watermark is read from its decoded pixels."""
+    image = None
+    if media.info.kind == "image":
+        with contextlib.suppress(ForensicsError):
+            image = media.frames(fps=FRAME_FPS)[0].image
+    t0 = time.perf_counter()
+    prov = read_provenance(media.path, kind=media.info.kind, image=image)
+    return prov | {"elapsed_s": round(time.perf_counter() - t0, 4)}
 
 
 def discover(

@@ -36,8 +36,10 @@ def write_video(
     audio: str | None = "tone",
     sr: int = 16000,
     codec: str = "libx264",
+    seed: int = 0,
 ) -> Path:
-    """Encode a short video that pans over the astronaut photo, with speech-like audio, a tone, silence or none."""
+    """Encode a short video that pans over the astronaut photo, with speech-like audio (from ``seed``), a tone,
+    silence or none."""
     w, h = size
     if frames is None:
         src = face_photo()
@@ -64,7 +66,7 @@ def write_video(
             n = int(len(frames) / fps * sr)
             t = np.arange(n) / sr
             if audio == "speech":
-                wav = speechlike(n / sr, sr)
+                wav = speechlike(n / sr, sr, seed=seed)
             elif audio == "tone":
                 wav = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
             else:
@@ -265,3 +267,301 @@ def check_detector(
         assert np.abs(moved - logits[: len(x)]).max() > 1e-4, f"{key}: the network ignores its input"
         break
     return statuses
+
+
+def make_copy(
+    src: Path,
+    dst: Path,
+    *,
+    crf: int = 23,
+    scale: float = 1.0,
+    crop: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+    border: int = 0,
+    mirror: bool = False,
+    start: float = 0.0,
+    duration: float | None = None,
+    acodec: str | None = "aac",
+) -> Path:
+    """Re-upload ``src`` as a campaign would: re-encoded (H.264 at ``crf``), rescaled, cropped by the shares
+    ``(top, bottom, left, right)``, framed by a ``border`` of black pixels, mirrored, cut to
+    ``[start, start + duration)``, its sound re-encoded with ``acodec`` (``aac``, ``libopus``; None drops it).
+    ``dst``'s suffix picks the container (``.mp4``, ``.mkv``, ``.webm``). Images are written with Pillow."""
+    import cv2
+
+    def transform(img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        t, b, left, r = crop
+        img = img[round(h * t) : h - round(h * b), round(w * left) : w - round(w * r)]
+        if scale != 1.0:
+            size = (max(2, round(img.shape[1] * scale)), max(2, round(img.shape[0] * scale)))
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        if border:
+            img = cv2.copyMakeBorder(img, border, border, border, border, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        if mirror:
+            img = img[:, ::-1]
+        h, w = img.shape[:2]
+        return np.ascontiguousarray(img[: h - h % 2, : w - w % 2])
+
+    with av.open(str(src)) as inp:
+        if not inp.streams.video:
+            raise ValueError(f"{src} has no video stream")
+        vin = inp.streams.video[0]
+        if vin.frames <= 1 and inp.format.name in ("image2", "png_pipe", "jpeg_pipe", "webp_pipe"):
+            raise ValueError("use Pillow for still images")
+        rate = vin.average_rate or Fraction(25)
+        end = start + duration if duration is not None else float("inf")
+        ain = inp.streams.audio[0] if inp.streams.audio and acodec else None
+        with av.open(str(dst), "w") as out:
+            vs = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": "veryfast"})
+            vs.pix_fmt = "yuv420p"
+            sound = _AudioCopy(out, acodec or "aac") if ain is not None else None
+            first = True
+            for fr in inp.decode(vin):
+                if fr.time is None or fr.time < start or fr.time >= end:
+                    continue
+                img = transform(fr.to_ndarray(format="rgb24"))
+                if first:
+                    vs.width, vs.height = img.shape[1], img.shape[0]
+                    first = False
+                for pkt in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    out.mux(pkt)
+            for pkt in vs.encode():
+                out.mux(pkt)
+            if sound is not None:
+                sound.write(src, start, end)
+    return dst
+
+
+class _AudioCopy:
+    """An output audio stream (mono, 48 kHz) that re-encodes a span of another file's first audio track."""
+
+    def __init__(self, out: Any, codec: str) -> None:
+        self.out, self.sr = out, 48000
+        self.stream = out.add_stream(codec, rate=self.sr)
+        self.stream.layout = "mono"
+
+    def write(self, src: Path, start: float, end: float) -> None:
+        fmt = self.stream.codec_context.codec.audio_formats[0].name
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sr)
+        with av.open(str(src)) as inp:
+            chunks = [
+                r.to_ndarray().reshape(-1)
+                for fr in inp.decode(inp.streams.audio[0])
+                if fr.time is not None and start <= fr.time < end
+                for r in resampler.resample(fr)
+            ]
+        wav = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        step = self.stream.codec_context.frame_size or 1024
+        for i in range(0, len(wav), step):
+            chunk = wav[i : i + step]
+            if fmt.startswith("s16"):
+                fr = av.AudioFrame.from_ndarray(
+                    (chunk * 32767).astype(np.int16).reshape(1, -1), format=fmt, layout="mono"
+                )
+            else:
+                fr = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(chunk.reshape(1, -1)), format="fltp", layout="mono"
+                )
+            fr.sample_rate, fr.pts, fr.time_base = self.sr, i, Fraction(1, self.sr)
+            for pkt in self.stream.encode(fr):
+                self.out.mux(pkt)
+        for pkt in self.stream.encode():
+            self.out.mux(pkt)
+
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "colorwheel")
+
+
+def photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled photos (:data:`PHOTOS`, or ``camera``, ``coins``, ``moon``) as RGB."""
+    from skimage import data
+
+    img = getattr(data, name)()
+    return np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3])
+
+
+def panning_video(path: Path, name: str, *, seconds: float = 8.0, seed: int = 0, audio: str | None = "speech") -> Path:
+    """A video that pans and zooms over photo ``name``, with speech-like audio from ``seed``: distinct
+    names and seeds give unrelated videos."""
+    import cv2
+
+    src = photo(name)
+    h, w = src.shape[:2]
+    fps, n = 25, int(seconds * 25)
+    frames = []
+    for i in range(n):
+        s = 0.6 + 0.3 * i / n  # zooming out while panning across
+        ch, cw = int(h * s), int(w * s)
+        y = int((h - ch) * (0.5 + 0.5 * np.sin(2 * np.pi * i / n)))
+        x = int((w - cw) * i / n)
+        frames.append(cv2.resize(src[y : y + ch, x : x + cw], (320, 240), interpolation=cv2.INTER_AREA))
+    return write_video(path, frames, fps=fps, audio=audio, seed=seed)
+
+
+VIDEO_COPIES: dict[str, dict[str, Any]] = {  # make_copy arguments of each kind of re-upload
+    "crf28": {"crf": 28},
+    "crf38": {"crf": 38},
+    "half": {"scale": 0.5},
+    "three_quarter": {"scale": 0.75},
+    "crop10": {"crop": (0.05, 0.05, 0.05, 0.05)},
+    "crop20_offset": {"crop": (0.0, 0.15, 0.05, 0.1)},
+    "border": {"border": 24},
+    "mirror": {"mirror": True},
+    "opus": {"acodec": "libopus", "crf": 30},
+}
+
+
+def image_copies(src: Path, folder: Path) -> list[Path]:
+    """Re-posts of an image: JPEG at quality 50, half size, a 15 % crop, a border, a mirror."""
+    from PIL import Image, ImageOps
+
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        made = {
+            "q50.jpg": im,
+            "half.jpg": im.resize((w // 2, h // 2), Image.Resampling.LANCZOS),
+            "crop15.jpg": im.crop((int(w * 0.1), int(h * 0.05), int(w * 0.95), int(h * 0.95))),
+            "border.png": ImageOps.expand(im, border=max(8, w // 20), fill=(255, 255, 255)),
+            "mirror.jpg": ImageOps.mirror(im),
+        }
+    out = []
+    for suffix, img in made.items():
+        p = folder / f"{src.stem}.{suffix}"
+        img.save(p, quality=50 if suffix == "q50.jpg" else 90)
+        out.append(p)
+    return out
+
+
+def campaign(folder: Path, originals: list[Path], *, excerpt_s: float = 4.0, reuse: bool = False) -> dict[Path, int]:
+    """A campaign's re-uploads of ``originals`` in ``folder``: every :data:`VIDEO_COPIES` kind of each video
+    and an excerpt from its middle (``excerpt_s``, at most half the video; its sound as AAC), :func:`image_copies`
+    of each image.
+    Returns every file (originals included) with the number of the original it comes from. With ``reuse``,
+    copies already in ``folder`` are kept as they are."""
+    from forensics.media import open_media
+
+    folder.mkdir(parents=True, exist_ok=True)
+    truth: dict[Path, int] = {}
+    for k, src in enumerate(originals):
+        truth[src] = k
+        info = open_media(src).info
+        if info.kind == "image":
+            truth.update(dict.fromkeys(image_copies(src, folder), k))
+            continue
+        duration = info.duration or 0.0
+        length = min(excerpt_s, duration / 2)
+        excerpt = {"start": max(0.0, duration / 2 - length / 2), "duration": length}
+        for name, args in [*VIDEO_COPIES.items(), ("excerpt", excerpt)]:
+            dst = folder / f"{src.stem}.{name}.mp4"
+            truth[dst if reuse and dst.exists() else make_copy(src, dst, **args)] = k
+    return truth
+
+
+def pair_scores(truth: dict[Path, int], clusters: dict[Path, int]) -> tuple[float, float]:
+    """Pairwise ``(precision, recall)`` of predicted clusters against true groups: over all pairs of files,
+    a pair is predicted when its files share a cluster and true when they share an original (files absent
+    from ``truth`` are each their own group)."""
+    files = sorted(clusters)
+    tp = fp = fn = 0
+    for i, a in enumerate(files):
+        for b in files[i + 1 :]:
+            same = clusters[a] == clusters[b]
+            true = a in truth and b in truth and truth[a] == truth[b]
+            tp += same and true
+            fp += same and not true
+            fn += true and not same
+    return (tp / (tp + fp) if tp + fp else 1.0), (tp / (tp + fn) if tp + fn else 1.0)
+
+
+def c2pa_sign(src: Path, dst: Path, *, generator: str = "forensics-test 1.0", software_agent: str = "TestGen") -> Path:
+    """Sign ``src`` into ``dst`` with a C2PA manifest (``c2pa.created`` by ``software_agent``, IPTC
+    trainedAlgorithmicMedia) under a throwaway ES256 certificate chain made on the spot (no network, no
+    trust list: readers report it valid but ``signingCredential.untrusted``). Needs c2pa-python and cryptography."""
+    import datetime
+    import mimetypes
+
+    import c2pa
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(cn: str, key: Any, issuer: Any, issuer_key: Any, ca: bool) -> Any:
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "forensics tests"),
+            ]
+        )
+        usage = dict.fromkeys(("content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+                               "encipher_only", "decipher_only"), False)  # fmt: skip
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer or subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(digital_signature=not ca, key_cert_sign=ca, crl_sign=ca, **usage), critical=True
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        )
+        if not ca:
+            b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            b = b.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
+            )
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("throwaway test CA", ca_key, None, ca_key, True)
+    ee = cert("throwaway test signer", key, ca.subject, ca_key, False)
+    chain = ee.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, pem, None))
+    name, _, version = generator.partition(" ")
+    source_type = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+    action = {"action": "c2pa.created", "digitalSourceType": source_type, "softwareAgent": {"name": software_agent}}
+    manifest = {
+        "claim_generator_info": [{"name": name, "version": version or "1"}],
+        "title": dst.name,
+        "assertions": [{"label": "c2pa.actions", "data": {"actions": [action]}}],
+    }
+    mime = mimetypes.guess_type(src.name)[0] or "application/octet-stream"
+    with c2pa.Builder(manifest) as builder, open(src, "rb") as fin, open(dst, "wb") as fout:
+        builder.sign(signer, mime, fin, fout)
+    return dst
+
+
+def embed_dwt_dct(image: np.ndarray, bits: list[int], *, scale: float = 36.0) -> np.ndarray:
+    """``image`` (RGB) carrying ``bits`` as invisible-watermark's ``dwtDct`` encoder hides them (the Stable
+    Diffusion and SDXL marks): in each 4 x 4 block of the U channel's Haar LL band the largest non-DC value
+    is moved to the middle of the bit's half of its ``scale`` step."""
+    import cv2
+
+    h, w = image.shape[:2]
+    yuv = cv2.cvtColor(np.ascontiguousarray(image[: h // 4 * 4, : w // 4 * 4, ::-1]), cv2.COLOR_BGR2YUV)
+    u = yuv[..., 1].astype(np.float64)
+    ll = (u[0::2, 0::2] + u[0::2, 1::2] + u[1::2, 0::2] + u[1::2, 1::2]) / 2.0
+    rows, cols = ll.shape[0] // 4, ll.shape[1] // 4
+    blocks = ll[: rows * 4, : cols * 4].reshape(rows, 4, cols, 4).transpose(0, 2, 1, 3).reshape(-1, 16).copy()
+    idx = np.arange(blocks.shape[0])
+    pos = np.argmax(np.abs(blocks[:, 1:]), axis=1) + 1
+    val = blocks[idx, pos]
+    want = np.asarray(bits, np.float64)[idx % len(bits)]
+    blocks[idx, pos] = np.sign(val + (val == 0)) * ((np.abs(val) // scale + 0.25 + 0.5 * want) * scale)
+    new_ll = ll.copy()
+    new_ll[: rows * 4, : cols * 4] = blocks.reshape(rows, cols, 4, 4).transpose(0, 2, 1, 3).reshape(rows * 4, cols * 4)
+    delta = np.repeat(np.repeat((new_ll - ll) / 2.0, 2, axis=0), 2, axis=1)  # inverse Haar: each pixel moves by dLL/2
+    yuv = yuv.astype(np.float64)
+    yuv[..., 1] += delta
+    bgr = cv2.cvtColor(np.clip(np.rint(yuv), 0, 255).astype(np.uint8), cv2.COLOR_YUV2BGR)
+    out = image.copy()
+    out[: h // 4 * 4, : w // 4 * 4] = bgr[..., ::-1]
+    return out

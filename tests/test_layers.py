@@ -51,6 +51,7 @@ LAYERS = {
     "profiles": 2,
     "detectors": 3,
     "scan": 4,
+    "triage": 4,
     "engines": 4,
     "report": 4,
     "train": 4,

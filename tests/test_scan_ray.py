@@ -29,7 +29,10 @@ def test_ray_engine_matches_local(weights_home: Path, media_dir: Path, tmp_path:
         assert remote[p].status == r.status and remote[p].sha256 == r.sha256
         assert [x.status for x in remote[p].results] == [x.status for x in r.results]
         assert [x.score for x in remote[p].results] == pytest.approx([x.score for x in r.results])
+        for part in ("video", "audio"):  # fingerprints come from the same ScoreTask on the actors
+            assert (remote[p].fingerprint or {}).get(part) == (r.fingerprint or {}).get(part)
     assert len(list(read_records(out))) == len(local)
+    assert any((r.fingerprint or {}).get("video") for r in remote.values())
     # resume rules are the engine's caller's: a second run scores nothing
     assert list(forensics.scan(media_dir, detectors=[det], engine="ray", output=out)) == []
 

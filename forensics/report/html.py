@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from forensics.records import read_records
+from forensics.report.campaign import campaign_view, clusters_of, thumbnail_of
 from forensics.report.explain import explain
 
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f")
@@ -44,6 +45,11 @@ section.detail{background:#fff;border:1px solid #ddd;padding:.6em 1em;margin:.8e
 dl{margin:.2em 0 .2em 1em;display:grid;grid-template-columns:max-content auto;gap:0 .8em}
 dt{font-weight:600} dd{margin:0;overflow-wrap:anywhere;white-space:pre-wrap}
 .legend span{margin-right:1.2em} .muted{color:#777} code{font-size:12px}
+#clusters th{cursor:pointer;background:#eee;user-select:none}
+tr.cluster{cursor:pointer} tr.cluster.open{background:#eef}
+#clusters th[aria-sort=ascending]::after{content:" \\25B2"} #clusters th[aria-sort=descending]::after{content:" \\25BC"}
+.strip img{margin-right:3px;vertical-align:middle} .controls{margin:.6em 0;display:flex;gap:1em;align-items:center}
+.thumb{cursor:pointer} body[data-blur=on] .thumb:not(.shown){filter:blur(16px)}
 """
 
 JS = """
@@ -54,7 +60,9 @@ JS = """
   var q = document.getElementById("q"), fv = document.getElementById("f-verdict");
   var fd = document.getElementById("f-detector"), fs = document.getElementById("f-status");
   var count = document.getElementById("count");
+  var clusterFilter = "";
   function matches(row) {
+    if (clusterFilter && row.getAttribute("data-cluster") !== clusterFilter) return false;
     if (fv.value && row.getAttribute("data-verdict") !== fv.value) return false;
     if (q.value && row.getAttribute("data-name").indexOf(q.value.toLowerCase()) < 0) return false;
     if (!fd.value && !fs.value) return true;
@@ -75,32 +83,39 @@ JS = """
     count.textContent = shown + " of " + rows.length + " files shown";
     table.setAttribute("data-shown", String(shown));
   }
+  function sortable(tbl, rowsOf, after) {
+    var hs = Array.prototype.slice.call(tbl.tHead.rows[0].cells);
+    hs.forEach(function (th, col) {
+      th.tabIndex = 0;
+      th.addEventListener("keydown", function (ev) {
+        if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); th.click(); }
+      });
+      th.addEventListener("click", function () {
+        var desc = th.getAttribute("aria-sort") === "ascending";
+        var numeric = th.getAttribute("data-type") === "num";
+        hs.forEach(function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", desc ? "descending" : "ascending");
+        var list = rowsOf();
+        list.sort(function (a, b) {
+          var x = key(a, col, numeric), y = key(b, col, numeric);
+          if (x === y) return 0;
+          if (x === null) return 1;
+          if (y === null) return -1;
+          return (x < y ? -1 : 1) * (desc ? -1 : 1);
+        });
+        after(list);
+      });
+    });
+    return hs;
+  }
   function key(row, col, numeric) {
     var v = row.cells[col].getAttribute("data-sort");
     if (numeric) { var x = parseFloat(v); return isNaN(x) ? null : x; }
     return v === null || v === "" ? null : v.toLowerCase();
   }
-  var heads = Array.prototype.slice.call(table.tHead.rows[0].cells);
-  heads.forEach(function (th, col) {
-    th.tabIndex = 0;
-    th.addEventListener("keydown", function (ev) {
-      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); th.click(); }
-    });
-    th.addEventListener("click", function () {
-      var desc = th.getAttribute("aria-sort") === "ascending";
-      var numeric = th.getAttribute("data-type") === "num";
-      heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
-      th.setAttribute("aria-sort", desc ? "descending" : "ascending");
-      rows.sort(function (a, b) {
-        var x = key(a, col, numeric), y = key(b, col, numeric);
-        if (x === y) return 0;
-        if (x === null) return 1;
-        if (y === null) return -1;
-        return (x < y ? -1 : 1) * (desc ? -1 : 1);
-      });
-      var body = table.tBodies[0];
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
+  var heads = sortable(table, function () { return rows; }, function (list) {
+    var body = table.tBodies[0];
+    list.forEach(function (r) { body.appendChild(r); });
   });
   [q, fv, fd, fs].forEach(function (el) { el.addEventListener("input", apply); el.addEventListener("change", apply); });
   // A view can be linked: #verdict=fake&detector=face_swap&status=ok&q=name&sort=-2 (column index, - = descending).
@@ -113,18 +128,91 @@ JS = """
     heads[Math.abs(sort)].click();
     if (params.get("sort").charAt(0) === "-") heads[Math.abs(sort)].click();
   }
+  // Safe viewing: while #blur is checked, every thumbnail and heatmap is blurred until it is clicked.
+  var blur = document.getElementById("blur");
+  function setBlur() { document.body.setAttribute("data-blur", blur.checked ? "on" : "off"); }
+  if (params.get("blur") === "off") blur.checked = false;
+  blur.addEventListener("change", setBlur);
+  setBlur();
+  document.addEventListener("click", function (ev) {
+    var t = ev.target.closest ? ev.target.closest(".thumb") : null;
+    if (!t || document.body.getAttribute("data-blur") !== "on" || t.classList.contains("shown")) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    t.classList.add("shown");
+  }, true);
+  // The campaign view: clusters sort and filter; a cluster's row opens its files and filters the file table.
+  var ctable = document.getElementById("clusters");
+  if (ctable) {
+    var crows = Array.prototype.slice.call(ctable.querySelectorAll("tr.cluster"));
+    var cq = document.getElementById("cq"), cfake = document.getElementById("cfake");
+    var ccount = document.getElementById("ccount");
+    var members = function (r) {
+      return ctable.querySelector('tr[data-members="' + r.getAttribute("data-cluster") + '"]');
+    };
+    var capply = function () {
+      var shown = 0;
+      crows.forEach(function (r) {
+        var ok = (!cfake.checked || r.getAttribute("data-fake") === "1") &&
+          (!cq.value || r.getAttribute("data-name").indexOf(cq.value.toLowerCase()) >= 0);
+        r.hidden = !ok;
+        if (!ok) members(r).hidden = true;
+        if (ok) shown++;
+      });
+      ccount.textContent = shown + " of " + crows.length + " clusters shown";
+      ctable.setAttribute("data-shown", String(shown));
+    };
+    var open = function (r) {
+      var m = members(r), opening = m.hidden;
+      crows.forEach(function (o) { members(o).hidden = true; o.classList.remove("open"); });
+      m.hidden = !opening;
+      if (opening) r.classList.add("open");
+      clusterFilter = opening ? r.getAttribute("data-cluster") : "";
+      ctable.setAttribute("data-open", clusterFilter);
+      apply();
+    };
+    crows.forEach(function (r) {
+      r.addEventListener("click", function () { open(r); });
+      r.addEventListener("keydown", function (ev) { if (ev.key === "Enter") open(r); });
+    });
+    var cheads = sortable(ctable, function () { return crows; }, function (list) {
+      var body = ctable.tBodies[0];
+      list.forEach(function (r) { body.appendChild(r); body.appendChild(members(r)); });
+    });
+    [cq, cfake].forEach(function (el) { el.addEventListener("input", capply); el.addEventListener("change", capply); });
+    if (params.has("cq")) cq.value = params.get("cq");
+    if (params.get("cfake") === "1") cfake.checked = true;
+    var csort = parseInt(params.get("csort"), 10);
+    if (!isNaN(csort) && cheads[Math.abs(csort)]) {
+      cheads[Math.abs(csort)].click();
+      if (params.get("csort").charAt(0) === "-") cheads[Math.abs(csort)].click();
+    }
+    capply();
+    var chosen = params.has("cluster") ? document.getElementById("c" + params.get("cluster")) : null;
+    if (chosen) open(chosen);
+  }
   apply();
   document.body.setAttribute("data-ready", String(rows.length));
 })();
 """
 
 
-def write_html(results_jsonl: Path, out_html: Path, *, thumbnails: int = 12, media_root: Path | None = None) -> Path:
+def write_html(
+    results_jsonl: Path,
+    out_html: Path,
+    *,
+    thumbnails: int = 12,
+    media_root: Path | None = None,
+    blur: bool = True,
+    campaign: bool = True,
+) -> Path:
     """Write one self-contained HTML report of a results JSONL and return its path.
 
     ``thumbnails`` caps how many of the most suspicious frames are decoded and shown (with face
     boxes and, where the detector can explain itself, a heatmap); ``media_root`` is where to look
-    for the media when the recorded paths are relative or have moved.
+    for the media when the recorded paths are relative or have moved. ``blur`` starts the page with
+    every thumbnail and heatmap blurred until clicked (a checkbox on the page turns it off).
+    ``campaign`` adds the campaign view (clusters, timeline) when the records carry fingerprints.
     """
     latest: dict[str, dict[str, Any]] = {}
     malformed = 0
@@ -139,6 +227,16 @@ def write_html(results_jsonl: Path, out_html: Path, *, thumbnails: int = 12, med
     colours = {d: PALETTE[i % len(PALETTE)] for i, d in enumerate(detectors)}
     root = _common_root([rec["path"] for rec in records])
     gallery = _gallery(records, thumbnails, media_root, root)
+    clusters = clusters_of(records, Path(results_jsonl)) if campaign else {}
+    index = {rec["path"]: i for i, rec in enumerate(records)}
+    view = (
+        campaign_view(
+            records, clusters, index, lambda p: _shown(p, root),
+            lambda p, m: thumbnail_of(p, m, _data_uri) if thumbnails else "", media_root,
+        )
+        if clusters
+        else ""
+    )  # fmt: skip
     script_hash = base64.b64encode(hashlib.sha256(JS.encode()).digest()).decode()
     csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'"
     parts = [
@@ -147,10 +245,11 @@ def write_html(results_jsonl: Path, out_html: Path, *, thumbnails: int = 12, med
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>forensics report</title>",
-        f"<style>{CSS}</style></head><body>",
+        f'<style>{CSS}</style></head><body data-blur="{"on" if blur else "off"}">',
         _header(records, Path(results_jsonl), root, malformed),
-        _controls(detectors),
-        _table(records, detectors, root),
+        _controls(detectors, blur),
+        _table(records, detectors, root, clusters),
+        view,
         gallery,
         "<h2>Files</h2>",
         *(_detail(i, rec, colours, root) for i, rec in enumerate(records)),
@@ -239,7 +338,7 @@ def _header(records: list[dict[str, Any]], source: Path, root: str, malformed: i
     return "\n".join(lines)
 
 
-def _controls(detectors: list[str]) -> str:
+def _controls(detectors: list[str], blur: bool) -> str:
     dets = "".join(f'<option value="{_e(d)}">{_e(d)}</option>' for d in detectors)
     return (
         '<div id="controls">'
@@ -249,11 +348,13 @@ def _controls(detectors: list[str]) -> str:
         f'<label>detector <select id="f-detector"><option value="">any</option>{dets}</select></label>'
         '<label>status <select id="f-status"><option value="">any</option><option>ok</option>'
         "<option>skipped</option><option>error</option></select></label>"
-        '<span id="count"></span></div>'
+        '<span id="count"></span>'
+        '<label title="blur every thumbnail and heatmap until it is clicked">'
+        f'<input id="blur" type="checkbox"{" checked" if blur else ""}> blur images</label></div>'
     )
 
 
-def _table(records: list[dict[str, Any]], detectors: list[str], root: str) -> str:
+def _table(records: list[dict[str, Any]], detectors: list[str], root: str, clusters: dict[str, Any]) -> str:
     head = [
         '<th data-type="str">file</th>',
         '<th data-type="str">verdict</th>',
@@ -262,6 +363,7 @@ def _table(records: list[dict[str, Any]], detectors: list[str], root: str) -> st
         *(f'<th data-type="num">{_e(d)}</th>' for d in detectors),
         '<th data-type="str">kind</th>',
         '<th data-type="num">duration (s)</th>',
+        *(['<th data-type="num">cluster</th>'] if clusters else []),
     ]
     body = []
     for i, rec in enumerate(records):
@@ -300,8 +402,11 @@ def _table(records: list[dict[str, Any]], detectors: list[str], root: str) -> st
             f'<td data-sort="{_sort(info.get("kind"))}">{_e(info.get("kind") or "")}</td>',
             f'<td class="num" data-sort="{_sort(info.get("duration"))}">{_num(info.get("duration"), 2)}</td>',
         ]
+        cid = (clusters.get(path) or {}).get("cluster")
+        if clusters:
+            cells.append(f'<td class="num" data-sort="{_sort(cid)}"><a href="#c{_sort(cid)}">{_sort(cid)}</a></td>')
         body.append(
-            f'<tr id="row{i}" data-verdict="{_e(label)}" data-status="{_e(status)}"'
+            f'<tr id="row{i}" data-verdict="{_e(label)}" data-status="{_e(status)}" data-cluster="{_sort(cid)}"'
             f' data-name="{_e(path.lower())}">{"".join(cells)}</tr>'
         )
     return (
@@ -501,7 +606,7 @@ def _thumbnail(img: np.ndarray, box: Any, heat: np.ndarray | None) -> str:
     scale = min(1.0, THUMB_WIDTH / w)
     tw, th = max(1, round(w * scale)), max(1, round(h * scale))
     parts = [
-        f'<svg width="{tw}" height="{th}" viewBox="0 0 {tw} {th}" xmlns="http://www.w3.org/2000/svg">',
+        f'<svg class="thumb" width="{tw}" height="{th}" viewBox="0 0 {tw} {th}" xmlns="http://www.w3.org/2000/svg">',
         f'<image width="{tw}" height="{th}" href="{_data_uri(img, (tw, th), "JPEG")}"/>',
     ]
     bx = [float(v) * scale for v in box] if box and len(box) == 4 else [0.0, 0.0, float(tw), float(th)]

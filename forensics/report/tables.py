@@ -1,4 +1,9 @@
-"""Results as tables: one row per file and detector (pandas), CSV and Parquet exports."""
+"""Results as tables: one row per file and detector (pandas), CSV and Parquet exports.
+
+Provenance columns (``prov_*``) come from each record; cluster columns from the clusters sidecar
+``results.clusters.jsonl`` that ``forensics cluster results.jsonl`` writes beside the results (empty
+when it has not been run, or for files scanned since).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from forensics.records import read_records
+from forensics.triage.cluster import CLUSTER_COLUMNS, cluster_columns, sidecar
+from forensics.triage.provenance import PROVENANCE_COLUMNS, provenance_columns
 
 COLUMNS = [
     "path", "sha256", "kind", "duration", "file_status", "verdict", "verdict_score", "verdict_detector",
     "detector", "weights", "status", "score", "label", "threshold", "top_start", "top_end", "n_segments",
-    "reason", "elapsed_s",
+    "reason", "elapsed_s", *PROVENANCE_COLUMNS, *CLUSTER_COLUMNS,
 ]  # fmt: skip
 
 
@@ -28,7 +35,7 @@ def rows(record: dict[str, Any]) -> list[dict[str, Any]]:
         "verdict": verdict.get("label"),
         "verdict_score": verdict.get("score"),
         "verdict_detector": verdict.get("detector"),
-    }
+    } | provenance_columns(record.get("provenance"))
     out = []
     for r in record.get("results") or []:
         segs = r.get("segments") or []
@@ -62,8 +69,15 @@ def frame(records: Iterable[dict[str, Any]]) -> Any:
 
 
 def load_results(path: str | Path) -> Any:
-    """A DataFrame with one row per file and detector from a results JSONL."""
-    return frame(read_records(Path(path)))
+    """A DataFrame with one row per file and detector from a results JSONL, with its clusters when
+    ``forensics cluster`` has written them."""
+    df = frame(read_records(Path(path)))
+    side = sidecar(path)
+    if side.exists() and len(df):
+        by_path = {row["path"]: row for row in read_records(side)}
+        for col, values in cluster_columns(df["path"], by_path).items():
+            df[col] = values
+    return df
 
 
 def export(results: str | Path | Any, out: str | Path) -> Path:
