@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from forensics.detectors.base import Detector, DetectorSpec, Unit, calibrate
-from forensics.detectors.windows import window_starts
+from forensics.detectors.windows import merged_spans, window_starts
 from forensics.errors import DetectorError, ProfileError, SkipDetection
 from forensics.profiles import MODALITIES, Profile, list_profiles, load_profile, save_profile
 
@@ -408,14 +408,6 @@ class IdentityDetector(Detector):
         persons: dict[str, dict[str, Any]] = {}
         for (person, modality), items in sorted(groups.items()):
             us = [u for u, _ in items]
-            spans: list[list[float]] = []
-            for u, p in items:
-                if p < self.threshold:
-                    continue
-                if spans and u.start <= spans[-1][1]:
-                    spans[-1][1] = max(spans[-1][1], u.end)
-                else:
-                    spans.append([u.start, u.end])
             z = np.array([u.extra["z"] for u in us])
             persons.setdefault(person, {})[modality] = {
                 "units": len(us),
@@ -424,7 +416,7 @@ class IdentityDetector(Detector):
                 "genuine_std": round(us[0].extra["genuine_std"], 4),
                 "mean_z": round(float(z.mean()), 3),
                 "max_z": round(float(z.max()), 3),
-                "outside_spans": [[round(a, 3), round(b, 3)] for a, b in spans],
+                "outside_spans": merged_spans(us, [p >= self.threshold for _, p in items]),
             }
         return {"mode": "named" if self.persons else "best_match", "persons": persons}
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from forensics.detectors.base import Detector, DetectorSpec, FinetuneRecipe, Unit
-from forensics.detectors.windows import window_starts
+from forensics.detectors.windows import merged_spans, window_starts
 from forensics.errors import SkipDetection
 
 NO_SPEECH = "no speech found (silence or music)"
@@ -201,19 +201,11 @@ class SyntheticSpeech(Detector):
         """Speech coverage and the merged time spans whose calibrated window score reaches the threshold."""
         from forensics.detectors.base import calibrate
 
-        probs = calibrate(logits, self.calibration)
-        spans: list[list[float]] = []
-        for u, p in zip(units, probs, strict=True):
-            if p < self.threshold:
-                continue
-            if spans and u.start <= spans[-1][1]:
-                spans[-1][1] = max(spans[-1][1], u.end)
-            else:
-                spans.append([u.start, u.end])
+        spans = merged_spans(units, calibrate(logits, self.calibration) >= self.threshold)
         sr = int(self.preprocessing["sample_rate"])
         duration = media.audio(sr).size / sr
         return {
             "speech_windows": len(units),
             "audio_s": round(duration, 3),
-            "synthetic_spans": [[round(a, 3), round(b, 3)] for a, b in spans],
+            "synthetic_spans": spans,
         }

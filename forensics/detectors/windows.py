@@ -7,6 +7,9 @@ the signal, so the end is always covered and no window runs past it. Detectors t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 
 def window_starts(length: int, window: int, hop: int, *, short: bool = False) -> list[int]:
     """Start offsets of the windows over ``length`` samples or frames, the last one flush with the end.
@@ -20,3 +23,17 @@ def window_starts(length: int, window: int, hop: int, *, short: bool = False) ->
     if starts[-1] != length - window:
         starts.append(length - window)
     return starts
+
+
+def merged_spans(units: Iterable[Any], flagged: Iterable[bool]) -> list[list[float]]:
+    """``[start, end]`` (seconds, to the millisecond) of the flagged units, in time order, overlapping or touching
+    spans merged: where a file's evidence lies."""
+    spans: list[list[float]] = []
+    for u, f in zip(units, flagged, strict=True):
+        if not f:
+            continue
+        if spans and u.start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], u.end)
+        else:
+            spans.append([u.start, u.end])
+    return [[round(a, 3), round(b, 3)] for a, b in spans]
