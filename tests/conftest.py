@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,15 @@ def weights_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty, private ``$FORENSICS_HOME`` for the test."""
     monkeypatch.setenv("FORENSICS_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread for a module's tests: on a shared 2-core machine, two spinning threads are much
+    slower. A module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

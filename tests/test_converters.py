@@ -18,14 +18,7 @@ from forensics.nn import zoo
 from forensics.weights import published
 from forensics.weights.convert import CONVERTERS, convert_state_dict, efficientnet_pytorch_key_map, suggest_converter
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    """One intra-op thread: on a shared 2-core machine, two spinning threads are ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomise(net: torch.nn.Module, seed: int) -> torch.nn.Module:

@@ -27,13 +27,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NAMES = [p.name for p in published.PUBLISHED_IN_REPOSITORIES]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    """One intra-op thread: on a shared 2-core machine, two spinning threads are much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @functools.cache
