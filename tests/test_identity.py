@@ -168,3 +168,12 @@ def test_profile_scores_own_held_out_voice_below_another(weights_home: Path, sha
     z_own = own.evidence["persons"]["spk1"]["voice"]["mean_z"]
     z_other = other.evidence["persons"]["spk1"]["voice"]["mean_z"]
     assert z_own < z_other and own.score < other.score
+
+
+def test_per_person_auc_compares_each_person_with_their_own_genuine_files() -> None:
+    from forensics.train.identity import per_person_auc
+
+    gen = [{"person": "a", "score": 0.1}, {"person": "a", "score": 0.2}, {"person": "b", "score": 0.8}]
+    fakes = [{"person": "a", "score": 0.3}, {"person": "b", "score": 0.5}, {"person": "c", "score": 0.9}]
+    out = per_person_auc(gen, fakes)  # a: fake above both genuine; b: fake below its genuine; c: no genuine
+    assert out["persons"] == 2 and out["auc"] == {"a": 1.0, "b": 0.0} and out["mean_auc"] == 0.5
