@@ -15,7 +15,6 @@ images: the real face photos; faces: DreamTalk, LivePortrait, PC-AVS, LipNet, de
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -26,6 +25,7 @@ from forensics.detectors import get_detector_class
 from forensics.train import published as P
 from forensics.train.calibration import threshold_at_fpr
 from forensics.train.evaluate import Sample
+from forensics.train.manifest import Row, read_manifest
 from forensics.train.metrics import summarize
 from forensics.weights import list_weights, load_weights
 from forensics.weights.published import CALIBRATION_FILE, PUBLISHED
@@ -52,31 +52,29 @@ def samples(detector: str, per_source: int) -> list[Sample]:
     """Reported fakes and reals (sources with both) and calibration reals, at most ``per_source`` per source
     and label, spread evenly over each source's files."""
     fakes, reals, cal_folders = FOLDERS[detector]
-    with open(DATA / "MANIFEST.tsv") as fh:
-        rows = [r for r in csv.DictReader(fh, delimiter="\t") if (DATA / r["file"]).exists()]
     kind = "audio" if detector == "synthetic_speech" else ("video" if detector == "face_swap" else "image")
-    rows = [r for r in rows if r["kind"].startswith(kind)]
-    fake_repos = {r["repo"] for r in rows if r["file"].startswith(fakes)}
+    rows = [r for r in read_manifest(DATA) if r.kind.startswith(kind) and (DATA / r.file).exists()]
+    fake_repos = {r.repo for r in rows if r.file.startswith(fakes)}
     if detector == "face_swap":
         fake_repos &= FACE_SWAP_FAKES
-    groups: dict[tuple[str, int, str], list[dict]] = defaultdict(list)
+    groups: dict[tuple[str, int, str], list[Row]] = defaultdict(list)
     for r in rows:
         cal = (
-            r["label"] == "real"
-            and r["file"].startswith(cal_folders)
-            and (r["repo"] in CALIBRATION_REPOS.get(detector, ()) or detector == "gan_fingerprint")
+            r.label == "real"
+            and r.file.startswith(cal_folders)
+            and (r.repo in CALIBRATION_REPOS.get(detector, ()) or detector == "gan_fingerprint")
         )
-        if r["file"].startswith(fakes) and r["repo"] in fake_repos:
-            groups[(r["repo"], 1, "report")].append(r)
-        elif r["file"].startswith(reals) and r["label"] == "real" and r["repo"] in fake_repos:
-            groups[(r["repo"], 0, "report")].append(r)
+        if r.file.startswith(fakes) and r.repo in fake_repos:
+            groups[(r.repo, 1, "report")].append(r)
+        elif r.file.startswith(reals) and r.label == "real" and r.repo in fake_repos:
+            groups[(r.repo, 0, "report")].append(r)
         elif cal:
-            groups[(r["repo"], 0, "calibration")].append(r)
+            groups[(r.repo, 0, "calibration")].append(r)
     out = []
     for (repo, label, role), rs in sorted(groups.items()):
-        rs = sorted(rs, key=lambda r: r["file"])
+        rs = sorted(rs, key=lambda r: r.file)
         pick = np.unique(np.linspace(0, len(rs) - 1, min(per_source, len(rs))).round().astype(int))
-        out += [Sample(DATA / rs[i]["file"], label, repo, role) for i in pick]
+        out += [Sample(DATA / rs[i].file, label, repo, role) for i in pick]
     return out
 
 

@@ -8,7 +8,6 @@ cleanly when it, or ``../shared/data`` for the ranking checks, is absent. Nothin
 
 from __future__ import annotations
 
-import csv
 import functools
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,11 @@ import torch
 
 from forensics import weights as W
 from forensics.nn import zoo
+from forensics.train.manifest import read_manifest
 from forensics.weights import published
 from forensics.weights.convert import convert_state_dict, read_checkpoint
 
 PRETRAINED = Path(__file__).resolve().parents[1].parent / "shared" / "pretrained"
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NAMES = [p.name for p in published.PUBLISHED_IN_REPOSITORIES]
 
 
@@ -104,18 +103,11 @@ def test_weights_get_from_folder_installs_every_checkpoint_offline(weights_home:
 # -- ranking on shared labelled media ---------------------------------------------------------------
 
 
-@functools.cache
-def manifest() -> list[dict[str, str]]:
-    if not (DATA / "MANIFEST.tsv").exists():
-        pytest.skip("../shared/data is not present")
-    with open(DATA / "MANIFEST.tsv") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
-
-
-def pick(folder: str, repos: set[str], n: int) -> list[Path]:
-    rows = sorted(r["file"] for r in manifest() if r["file"].startswith(folder + "/") and r["repo"] in repos)
+def pick(data: Path, folder: str, repos: set[str], n: int) -> list[Path]:
+    """``n`` files of ``folder`` from ``repos``, spread evenly over their sorted names."""
+    rows = sorted(r.file for r in read_manifest(data) if r.folder == folder and r.repo in repos)
     idx = np.unique(np.linspace(0, len(rows) - 1, min(n, len(rows))).round().astype(int))
-    return [DATA / rows[i] for i in idx]
+    return [data / rows[i] for i in idx]
 
 
 def auc(fake: list[float], real: list[float]) -> float:
@@ -146,7 +138,7 @@ RAWGAT_WEAK = pytest.mark.xfail(
     "name",
     [pytest.param(n, marks=RAWGAT_WEAK) if "rawgat" in n else n for n in NAMES if n.startswith("synthetic_speech.")],
 )
-def test_speech_checkpoint_ranks_shared_fakes_above_reals(name: str) -> None:
+def test_speech_checkpoint_ranks_shared_fakes_above_reals(name: str, shared_data: Path) -> None:
     """The first 4.04 s of fakes and of their sources' ground truth (same sentences), as the authors feed them."""
     from forensics.media import open_media
 
@@ -158,7 +150,8 @@ def test_speech_checkpoint_ranks_shared_fakes_above_reals(name: str) -> None:
 
     scores = {}
     for label in ("fake", "real"):
-        x = torch.from_numpy(np.stack([first_window(p) for p in pick(f"{label}_speech", SPEECH_REPOS[name], 6)]))
+        files = pick(shared_data, f"{label}_speech", SPEECH_REPOS[name], 6)
+        x = torch.from_numpy(np.stack([first_window(p) for p in files]))
         with torch.no_grad():
             scores[label] = net(x).tolist()
     assert auc(scores["fake"], scores["real"]) > 0.6, scores
@@ -172,14 +165,15 @@ LADEDA_FAKES = {
 
 @pytest.mark.data
 @pytest.mark.parametrize("name", sorted(LADEDA_FAKES))
-def test_ladeda_checkpoint_ranks_shared_generated_images_above_reals(name: str, weights_home: Path) -> None:
+def test_ladeda_checkpoint_ranks_shared_generated_images_above_reals(
+    name: str, weights_home: Path, shared_data: Path
+) -> None:
     """Through the detector (whole image resized to 256, ImageNet normalisation), against ImageNet photographs."""
     from forensics.detectors import create_detector
 
     published.import_published(name, original(name))
     det = create_detector("gan_fingerprint", name.split(".")[1])
-    fake = [float(det.decision_function(p)[1].mean()) for p in pick("fake_image", LADEDA_FAKES[name], 8)]
-    real = [
-        float(det.decision_function(p)[1].mean()) for p in pick("real_image", {"EliSchwartz/imagenet-sample-images"}, 8)
-    ]
+    fake = [float(det.decision_function(p)[1].mean()) for p in pick(shared_data, "fake_image", LADEDA_FAKES[name], 8)]
+    imagenet = pick(shared_data, "real_image", {"EliSchwartz/imagenet-sample-images"}, 8)
+    real = [float(det.decision_function(p)[1].mean()) for p in imagenet]
     assert auc(fake, real) > 0.7, (fake, real)
