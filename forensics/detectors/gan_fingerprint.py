@@ -74,6 +74,70 @@ def to_input(crop: np.ndarray, mean: list[float], std: list[float]) -> np.ndarra
     return np.ascontiguousarray((x - m) / s)
 
 
+SPECTRAL_BINS = 16
+SPECTRAL_PERIODS = (2, 4, 8)
+
+
+def residual_log_spectrum(rgb: np.ndarray, side: int) -> np.ndarray:
+    """Log power spectrum ``(n, n)`` (unshifted) of the noise residual of the centre square of the grey image.
+
+    The square's side ``n`` is ``side`` or the short side, a multiple of 8, and it starts on the 8-pixel
+    grid (a JPEG block grid keeps its phase); residual = image minus its 3 x 3 median; Hann window.
+    Raises :class:`SkipDetection` under 32 px.
+    """
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    h, w = grey.shape
+    n = min(side, h, w) // 8 * 8
+    if n < 32:
+        raise SkipDetection(f"image {w}x{h} is too small for spectral statistics")
+    y, x = (h - n) // 16 * 8, (w - n) // 16 * 8
+    sq = grey[y : y + n, x : x + n]
+    res = sq.astype(np.float32) - cv2.medianBlur(sq, 3).astype(np.float32)
+    win = np.hanning(n).astype(np.float32)
+    return np.log(np.abs(np.fft.fft2(res * np.outer(win, win))) ** 2 + 1e-6).astype(np.float32)
+
+
+def spectral_stats(rgb: np.ndarray, side: int = 256) -> np.ndarray:
+    """Spectral statistics of an image's noise residual (:func:`residual_log_spectrum`), ``1 + 16 + 9`` values:
+
+    the mean log power (the residual's level); the azimuthally averaged log power in ``SPECTRAL_BINS``
+    radial bins up to the Nyquist frequency, less that mean (the spectrum's shape); and the periodic-peak
+    energy of upsampling grids: at each period of ``SPECTRAL_PERIODS`` the log power at the frequencies
+    ``(n/p, 0)``, ``(0, n/p)``, ``(n/p, n/p)`` above its 5 x 5 median neighbourhood.
+    """
+    import cv2
+
+    power = residual_log_spectrum(rgb, side)
+    n = power.shape[0]
+    f = np.fft.fftfreq(n)
+    radius = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2) / 0.5
+    bins = np.minimum((radius * SPECTRAL_BINS).astype(int), SPECTRAL_BINS - 1)
+    keep = radius > 0
+    counts = np.bincount(bins[keep], minlength=SPECTRAL_BINS)
+    radial = np.bincount(bins[keep], weights=power[keep], minlength=SPECTRAL_BINS) / np.maximum(counts, 1)
+    level = float(power[keep].mean())
+    peak = power - cv2.medianBlur(power, 5)
+    peaks = [peak[i, j] for p in SPECTRAL_PERIODS for i, j in ((n // p, 0), (0, n // p), (n // p, n // p))]
+    return np.concatenate([[level], radial - level, peaks]).astype(np.float32)
+
+
+def patch_pooled(det: Any, rgb: np.ndarray) -> np.ndarray:
+    """Pooled patch features of a published Tiny-LaDeDa detector ``det`` on an RGB image at its own
+    resolution: the patch features' mean and std (``2 C``), then the patch logits' mean, std and max."""
+    import torch
+
+    p = det.preprocessing
+    x = torch.from_numpy(to_input(rgb, p["mean"], p["std"])[None]).to(det.device)
+    net = det.model.net  # TinyLaDeDa inside the one-logit wrapper
+    with torch.inference_mode():
+        f = net.patch_features(x.contiguous(memory_format=torch.channels_last))
+        pl = net.fc(f.permute(0, 2, 3, 1))[..., 0]
+    f, pl = f[0].flatten(1).float().cpu().numpy(), pl.flatten().float().cpu().numpy()
+    return np.concatenate([f.mean(1), f.std(1), [pl.mean(), pl.std(), pl.max()]]).astype(np.float32)
+
+
 class GanFingerprint(Detector):
     """Upsampling-trace detector for fully generated images and frames, with generator attribution."""
 
@@ -89,20 +153,76 @@ class GanFingerprint(Detector):
     )
 
     def build(self, weights: Any) -> Any:
-        from forensics.nn.gan_fingerprint import ResidualFingerprintNet
+        from forensics.nn.gan_fingerprint import ResidualFingerprintNet, ResidualSpectralHead
 
-        args = dict(weights.card["architecture"]["args"])
-        if "widths" in args:
-            args["widths"] = tuple(args["widths"])
-        model = ResidualFingerprintNet(**args)
+        arch = weights.card["architecture"]
+        args = dict(arch["args"])
+        if arch["name"] == "ResidualSpectralHead":
+            args["backbone"] = dict(args["backbone"], widths=tuple(args["backbone"]["widths"]))
+            model: Any = ResidualSpectralHead(**args)
+        else:
+            if "widths" in args:
+                args["widths"] = tuple(args["widths"])
+            model = ResidualFingerprintNet(**args)
         model.load_state_dict({k: v.float() for k, v in weights.tensors.items()})
         return model
+
+    @property
+    def has_head(self) -> bool:
+        """Whether the weights are a feature head (one unit per frame: frozen residual features + spectral
+        statistics of its centre square) rather than a per-crop network."""
+        return self.card["architecture"]["name"] == "ResidualSpectralHead"
+
+    def frame_features(self, image: np.ndarray) -> np.ndarray:
+        """A head's input for one frame: on its centre ``side`` px square at native resolution, the backbone
+        crops' mean embedding, their logits' mean and std, then :func:`spectral_stats` (also for plain
+        residual weights, whose network is the backbone, given a ``side``)."""
+        import torch
+
+        p = self.preprocessing
+        h, w = image.shape[:2]
+        ch, cw = min(h, int(p["side"])), min(w, int(p["side"]))
+        sq = image[(h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
+        boxes = crop_boxes(ch, cw, crop=int(p["crop"]), max_crops=int(p["max_crops"]), align=int(p["align"]),
+                           min_side=int(p["min_side"]))  # fmt: skip
+        xs = np.stack([to_input(sq[y1:y2, x1:x2], p["mean"], p["std"]) for x1, y1, x2, y2 in boxes])
+        backbone = getattr(self.model, "backbone", self.model)  # a head's frozen network, or the network itself
+        with torch.inference_mode():
+            emb = backbone.embed(torch.from_numpy(xs).to(self.device))
+            logits = backbone.head(emb)[:, 0].float().cpu().numpy()
+        parts = [emb.float().cpu().numpy().mean(axis=0), [logits.mean(), logits.std()]]
+        parts += [patch_pooled(det, sq) for det in self.readers()]
+        return np.concatenate([*parts, spectral_stats(sq, int(p["side"]))]).astype(np.float32)
+
+    def readers(self) -> list[Any]:
+        """The published detectors whose patch features a head also reads (card ``preprocessing.readers``),
+        loaded once; they are research-only and installed by the user, so a missing one is a clear error."""
+        if getattr(self, "_readers", None) is None:
+            from forensics.weights import registry
+
+            found = []
+            for name in self.preprocessing.get("readers", []):
+                entry = registry().get(name)
+                if entry is None or entry.source not in ("user", "builtin"):
+                    raise WeightsError(
+                        f"{self.weights} reads the patch features of {name} (research-only, not shipped): install it"
+                        f" with `forensics weights get {name}`, or offline `forensics weights get --from FOLDER {name}`"
+                        " (FOLDER holding the publisher's original file)"
+                    )
+                found.append(GanFingerprint(name, device=self.device).load())
+            self._readers = found
+        return self._readers
 
     def units(self, media: Any) -> list[Unit]:
         p = self.preprocessing
         fps = float(p["sample_fps"])
         frames = media.frames(fps=fps) if media.info.kind == "video" else media.frames()
         span = 1.0 / fps if media.info.kind == "video" else 0.0
+        if self.has_head:
+            self.load()
+            return [Unit(self.frame_features(fr.image), fr.t, min(fr.t + span, max(media.info.duration or 0.0, fr.t)),
+                         frame=fr.index, box=(0.0, 0.0, float(fr.image.shape[1]), float(fr.image.shape[0])))
+                    for fr in frames]  # fmt: skip
         if p.get("resize"):
             return [self._resized_unit(fr, min(fr.t + span, max(media.info.duration or 0.0, fr.t))) for fr in frames]
         faces = self._faces_by_frame(media) if p.get("face_crops") else {}
@@ -144,7 +264,10 @@ class GanFingerprint(Detector):
         return out
 
     def embeddings(self, xs: np.ndarray) -> np.ndarray:
-        """Penultimate-layer embeddings ``(N, D)`` for a stack of unit inputs."""
+        """Penultimate-layer embeddings ``(N, D)`` for a stack of unit inputs (a head's units carry their
+        frame's mean backbone embedding first)."""
+        if self.has_head:
+            return np.asarray(xs[:, : self.model.backbone.head.in_features], np.float32)
         return self.batched(self.model.embed, xs, np.zeros((0, 0), np.float32))
 
     def file_embedding(self, media_or_path: Any) -> np.ndarray:
