@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,8 @@ def test_a_head_trained_on_generated_images_separates_them_and_ships_as_weights(
     assert vid.status == "ok" and len({s.frame for s in vid.segments}) >= 2
     small = head.detect(write_image(tmp_path / "tiny.png", face_photo()[:40, :40]))
     assert small.status == "skipped" and small.score is None
-    card["preprocessing"] = dict(card["preprocessing"], readers=["gan_fingerprint.tiny_ladeda_forensynth"])
+    card["preprocessing"] = dict(card["preprocessing"], blocks=["residual", "ladeda_fs", "spectral"],
+                                 readers={"ladeda_fs": "gan_fingerprint.tiny_ladeda_forensynth"})  # fmt: skip
     card["name"] = "gan_fingerprint.test_head_readers"
     needs = GanFingerprint(str(save_weights(tensors, card, tmp_path)))
     with pytest.raises(WeightsError, match=r"forensics weights get gan_fingerprint\.tiny_ladeda_forensynth"):
@@ -109,7 +111,59 @@ def test_out_of_fold_scores_follow_the_protocol() -> None:
     labels, scores = gh.out_of_fold_scores(rows, feats, fit, gh.head_scores, feats)
     assert len(labels) == len(scores) and set(labels) == {0, 1}
     assert labels.sum() == 12  # every fake is tested once, in its own family's fold
-    cal = gh.platt(labels, scores)
-    assert cal["temperature"] > 0 and 0 < cal["threshold"] < 1
-    with pytest.raises(ValueError, match="do not rise"):
-        gh.platt(labels, -scores)
+    cal = gh.real_quantile_calibration(scores[labels == 0])
+    assert cal["temperature"] > 0 and cal["threshold"] == 0.5
+    assert (scores[labels == 0] > cal["bias"]).sum() <= 1  # 1% of 18 held-out reals: at most one above the cut
+    with pytest.raises(ValueError, match="two finite"):
+        gh.real_quantile_calibration(np.ones(5))
+
+
+# -- shipped head ------------------------------------------------------------------------------
+HEAD = "gan_fingerprint.ladeda_head_v1"
+PRETRAINED = Path(__file__).resolve().parents[1].parent / "shared" / "pretrained"
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GanFingerprint]:
+    """The shipped head with the Tiny-LaDeDa weights it reads installed from ../shared/pretrained (skips without)."""
+    from forensics.weights.published import install_from
+
+    readers = list(GanFingerprint(HEAD).preprocessing["readers"].values())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORENSICS_HOME", str(tmp_path_factory.mktemp("home")))
+        if not PRETRAINED.is_dir() or set(install_from(PRETRAINED, readers)) != set(readers):
+            pytest.skip("../shared/pretrained does not hold the Tiny-LaDeDa checkpoints the head reads")
+        yield GanFingerprint(HEAD).load()
+
+
+def test_shipped_head_loads_and_scores(head: GanFingerprint, tmp_path: Path) -> None:
+    assert head.has_head and head.weights_id.startswith(HEAD + "@")
+    r = head.detect(write_image(tmp_path / "photo.jpg", quality=90))
+    assert r.status == "ok" and 0.0 <= r.score <= 1.0 and len(r.segments) == 1
+
+
+def test_shipped_head_features_are_its_training_features(head: GanFingerprint, tmp_path: Path) -> None:
+    """The detector computes, from a file, the very vector its head was trained on (the feature-cache code)."""
+    path = tmp_path / "view.jpg"
+    path.write_bytes(gh.view_bytes(face_photo(), Row("x.png", "real", "image", "x", "none"), "as_is"))
+    feats = gh.FeatureExtractor()(path)
+    trained = np.concatenate([feats[b] for b in head.preprocessing["blocks"]])
+    np.testing.assert_allclose(head.units(open_media(path))[0].x, trained, rtol=1e-4, atol=1e-3)
+
+
+def test_shipped_head_ranks_shared_generated_images(head: GanFingerprint, shared_data: Path, tmp_path: Path) -> None:
+    """As-is views of a few shared generated images and reals (its training data: a ranking check, not a measure)."""
+    from forensics.train.manifest import read_manifest
+
+    rows = gh.generated_image_rows(read_manifest(shared_data))
+    picked = [r for r in rows if r.label == "fake" and r.kind == "image"][::5][:8]
+    picked += [r for r in rows if r.label == "real"][::40][:8]
+    scores, labels = [], []
+    for r in picked:
+        p = tmp_path / (Path(r.file).stem[-40:] + ".jpg")
+        p.write_bytes(gh.view_bytes(gh.source_image(shared_data, r), r, "as_is"))
+        res = head.detect(p)
+        if res.status == "ok":
+            scores.append(res.score)
+            labels.append(int(r.label == "fake"))
+    assert summarize(np.array(labels), np.array(scores))["auc"] > 0.75

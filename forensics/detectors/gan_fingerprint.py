@@ -174,44 +174,58 @@ class GanFingerprint(Detector):
         return self.card["architecture"]["name"] == "ResidualSpectralHead"
 
     def frame_features(self, image: np.ndarray) -> np.ndarray:
-        """A head's input for one frame: on its centre ``side`` px square at native resolution, the backbone
-        crops' mean embedding, their logits' mean and std, then :func:`spectral_stats` (also for plain
-        residual weights, whose network is the backbone, given a ``side``)."""
-        import torch
-
+        """A head's input for one frame, from its centre ``side`` px square at native resolution: the card's
+        ``blocks`` in order (default residual, spectral). ``residual``: the backbone crops' mean embedding and
+        their logits' mean and std (also for plain residual weights, whose network is the backbone, given a
+        ``side``); ``spectral``: :func:`spectral_stats`; any other block: :func:`patch_pooled` of the published
+        detector the card's ``readers`` names for it."""
         p = self.preprocessing
         h, w = image.shape[:2]
         ch, cw = min(h, int(p["side"])), min(w, int(p["side"]))
         sq = image[(h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
-        boxes = crop_boxes(ch, cw, crop=int(p["crop"]), max_crops=int(p["max_crops"]), align=int(p["align"]),
+        parts = []
+        for block in p.get("blocks", ["residual", "spectral"]):
+            if block == "residual":
+                parts.append(self._residual_block(sq))
+            elif block == "spectral":
+                parts.append(spectral_stats(sq, int(p["side"])))
+            else:
+                parts.append(patch_pooled(self.reader(block), sq))
+        return np.concatenate(parts).astype(np.float32)
+
+    def _residual_block(self, sq: np.ndarray) -> np.ndarray:
+        import torch
+
+        p = self.preprocessing
+        boxes = crop_boxes(*sq.shape[:2], crop=int(p["crop"]), max_crops=int(p["max_crops"]), align=int(p["align"]),
                            min_side=int(p["min_side"]))  # fmt: skip
         xs = np.stack([to_input(sq[y1:y2, x1:x2], p["mean"], p["std"]) for x1, y1, x2, y2 in boxes])
         backbone = getattr(self.model, "backbone", self.model)  # a head's frozen network, or the network itself
         with torch.inference_mode():
             emb = backbone.embed(torch.from_numpy(xs).to(self.device))
             logits = backbone.head(emb)[:, 0].float().cpu().numpy()
-        parts = [emb.float().cpu().numpy().mean(axis=0), [logits.mean(), logits.std()]]
-        parts += [patch_pooled(det, sq) for det in self.readers()]
-        return np.concatenate([*parts, spectral_stats(sq, int(p["side"]))]).astype(np.float32)
+        return np.concatenate([emb.float().cpu().numpy().mean(axis=0), [logits.mean(), logits.std()]])
 
-    def readers(self) -> list[Any]:
-        """The published detectors whose patch features a head also reads (card ``preprocessing.readers``),
-        loaded once; they are research-only and installed by the user, so a missing one is a clear error."""
-        if getattr(self, "_readers", None) is None:
+    def reader(self, block: str) -> Any:
+        """The published detector whose patch features feed ``block`` (card ``preprocessing.readers``), loaded
+        once; such weights are research-only and installed by the user, so a missing one is a clear error."""
+        if not hasattr(self, "_readers"):
+            self._readers: dict[str, Any] = {}
+        if block not in self._readers:
             from forensics.weights import registry
 
-            found = []
-            for name in self.preprocessing.get("readers", []):
-                entry = registry().get(name)
-                if entry is None or entry.source not in ("user", "builtin"):
-                    raise WeightsError(
-                        f"{self.weights} reads the patch features of {name} (research-only, not shipped): install it"
-                        f" with `forensics weights get {name}`, or offline `forensics weights get --from FOLDER {name}`"
-                        " (FOLDER holding the publisher's original file)"
-                    )
-                found.append(GanFingerprint(name, device=self.device).load())
-            self._readers = found
-        return self._readers
+            name = self.preprocessing.get("readers", {}).get(block)
+            if name is None:
+                raise WeightsError(f"{self.weights}: the card names no weights for feature block {block!r}")
+            entry = registry().get(name)
+            if entry is None or entry.source not in ("user", "builtin"):
+                raise WeightsError(
+                    f"{self.weights} reads the patch features of {name} (research-only, not shipped): install it"
+                    f" with `forensics weights get {name}`, or offline `forensics weights get --from FOLDER {name}`"
+                    " (FOLDER holding the publisher's original file)"
+                )
+            self._readers[block] = GanFingerprint(name, device=self.device).load()
+        return self._readers[block]
 
     def units(self, media: Any) -> list[Unit]:
         p = self.preprocessing
@@ -267,6 +281,8 @@ class GanFingerprint(Detector):
         """Penultimate-layer embeddings ``(N, D)`` for a stack of unit inputs (a head's units carry their
         frame's mean backbone embedding first)."""
         if self.has_head:
+            if self.preprocessing.get("blocks", ["residual"])[0] != "residual":
+                raise ForensicsError(f"{self.weights_id} keeps no residual embedding: it cannot attribute")
             return np.asarray(xs[:, : self.model.backbone.head.in_features], np.float32)
         return self.batched(self.model.embed, xs, np.zeros((0, 0), np.float32))
 

@@ -435,7 +435,7 @@ def _gan_fingerprint_head(card: dict) -> str:
 
     cal, met, td = card["calibration"], card["metrics"], card["training_data"]
     s, q = met["as_is"], met["q75_half"]
-    readers = card["preprocessing"].get("readers", [])
+    readers = list(card["preprocessing"].get("readers", {}).values())
     needs = (
         f" It also reads the patch features of {', '.join(f'`{r}`' for r in readers)}: research-only published"
         f" weights that are not shipped; install them first (`forensics weights get {' '.join(readers)}`, or"
@@ -448,9 +448,11 @@ def _gan_fingerprint_head(card: dict) -> str:
         f"# {card['name']}",
         "",
         "Generated-image detector for images and sampled video frames (issue 26): a logistic / small MLP head over"
-        " frozen features of each frame's centre square at native resolution — the shipped `residual_v1` network's"
-        " crop embeddings and logits (copied in, frozen) and the noise residual's spectral statistics (azimuthally"
-        " averaged power spectrum, periodic peaks of 2/4/8-pixel upsampling grids)." + needs,
+        " frozen features of each frame's centre square at native resolution, the feature blocks"
+        f" {', '.join(card['preprocessing'].get('blocks', ['residual', 'spectral']))} (`residual`: the shipped"
+        " `residual_v1` network's crop embeddings and logits, its tensors copied in; `spectral`: the noise residual's"
+        " azimuthally averaged power spectrum and periodic peaks of 2/4/8-pixel upsampling grids; `ladeda_*`:"
+        " Tiny-LaDeDa's pooled patch features)." + needs,
         "",
         f"- file: `{card['file']}`, sha256 `{card['sha256']}`",
         f"- architecture: `{json.dumps(card['architecture'])}`",
@@ -485,6 +487,7 @@ def _gan_fingerprint_head(card: dict) -> str:
         "",
         *[f"- {k}: {v}" for k, v in card["recipe"].items()],
         "",
+        *_notes(card),
     ]
     return "\n".join(lines)
 

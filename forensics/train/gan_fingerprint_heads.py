@@ -286,15 +286,12 @@ def out_of_fold_scores(
     return np.concatenate(labels), np.concatenate(scores)
 
 
-def platt(labels: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> dict[str, float]:
-    """Calibration ``{temperature, bias, threshold, fpr}``: a logistic fit of labels on scores, and the
-    calibrated score that ``fpr`` of the real scores exceed."""
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression(C=1e6, max_iter=1000).fit(scores[:, None], labels)
-    a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
-    if a <= 0:
-        raise ValueError("scores do not rise with the fake label: nothing to calibrate")
-    real = np.sort(1 / (1 + np.exp(-(a * scores[labels == 0] + b))))
-    thr = float(real[min(len(real) - 1, int(np.ceil((1 - fpr) * len(real))))])
-    return {"temperature": 1 / a, "bias": -b / a, "threshold": thr, "fpr": fpr}
+def real_quantile_calibration(real_scores: np.ndarray, fpr: float = 0.01) -> dict[str, float]:
+    """Calibration ``{temperature, bias, threshold, fpr}`` from held-out real scores alone: the bias at their
+    ``1 - fpr`` quantile and the threshold at 0.5 (unseen reals flagged at about ``fpr``), the temperature their
+    standard deviation. Pooled leave-family-out fake scores come from different fold models and need not even
+    rank above the pooled reals, so they set nothing: the calibrated score is a ranking with an FPR-set cut."""
+    r = np.asarray(real_scores, np.float64)
+    if len(r) < 2 or not np.isfinite(r).all() or r.std() == 0:
+        raise ValueError("need at least two finite, distinct real scores to calibrate")
+    return {"temperature": float(r.std()), "bias": float(np.quantile(r, 1 - fpr)), "threshold": 0.5, "fpr": fpr}
