@@ -4,8 +4,11 @@ Units are a few native-resolution square crops per frame (the frame is never dow
 that would erase the trace), or, for published weights whose authors scored whole resized
 images (the card's ``resize``, e.g. Tiny-LaDeDa's 256 x 256), the whole frame resized. A small
 CNN on neighbouring-pixel and Laplacian residuals (:mod:`forensics.nn.gan_fingerprint`) gives
-one logit per crop. When the user has registered generator fingerprints (:func:`add_fingerprint`),
-the result's evidence names the closest one.
+one logit per crop. Head weights (``ResidualSpectralHead``, e.g. ``ladeda_head_v1``) score one unit per
+frame instead: a small head over frozen features of the frame's centre square (:meth:`GanFingerprint.frame_features`:
+the residual network's crop features, :func:`spectral_stats`, and optionally the patch features of published
+Tiny-LaDeDa weights the user installs). When the user has registered generator fingerprints
+(:func:`add_fingerprint`), the result's evidence names the closest one.
 
 Fingerprints live in ``<user cache>/fingerprints``: ``NAME.safetensors`` (the mean embedding) and
 ``NAME.json`` (weights id, source files with their sha256, and the file's own sha256).
