@@ -2,8 +2,10 @@
 
 Step 1 caches frozen features of every generated-image row (``forensics/train/gan_fingerprint_heads.py``:
 residual_v1 embeddings, Tiny-LaDeDa patch features, spectral statistics) for the ``as_is`` (JPEG q90, centre
-256 px) and ``q75_half`` views and ``--augment`` augmented views (resumable; Tiny-LaDeDa needs
-``forensics weights get --from ../shared/pretrained`` first). Step 2 runs every recipe through
+256 px) and ``q75_half`` views and ``--augment`` augmented views, and of a synthetic upsampling-trace twin of
+every real (resumable, about 15 min on one loaded core; Tiny-LaDeDa needs ``forensics weights get --from
+../shared/pretrained`` first). Step 2 runs every recipe (:func:`recipes`: feature blocks x head x training
+variant, :data:`TRAINING`) through
 ``forensics.train.families.leave_family_out`` (one family held out per fold, its pages' reals and a rotating
 real-only group with it), tested on the ``as_is`` and the ``q75_half`` views, and prints per-family tables
 (AUC, EER, TPR@1% FPR) with the mean and worst family. Recipes are ranked by one number fixed in advance:
@@ -218,7 +220,10 @@ def main() -> None:
     if not a.no_extract:
         views = list(gh.VIEWS) + [f"aug{k}" for k in range(a.augment)]
         t0 = time.time()
-        gh.cached_features(a.data, rows, views, a.cache, gh.FeatureExtractor(), progress=report)
+        ex = gh.FeatureExtractor()
+        gh.cached_features(a.data, rows, views, a.cache, ex, progress=report)
+        twins = [gh.trace_twin(r) for r in rows if r.label == "real"]
+        gh.cached_features(a.data, twins, TWIN_VIEWS, a.cache, ex, progress=report)
         print(f"features cached in {time.time() - t0:.0f}s", file=sys.stderr)
     if a.extract_only:
         return

@@ -47,7 +47,7 @@ def source_image(data: Path, row: Row) -> np.ndarray:
         from forensics.train.upsampling import upsampling_trace
 
         real = Row(row.file[len(TWIN_PREFIX) :], "real", row.kind, row.repo, "none")
-        img = reencode_free_crop(source_image(data, real), 2 * SIDE)
+        img = centre_square(source_image(data, real), 2 * SIDE)
         return upsampling_trace(img, np.random.default_rng(seed_of(row, 0)))
     img = load_rgb(data / row.file)
     parts = tiles(img, row)
@@ -64,7 +64,7 @@ def trace_twin(row: Row) -> Row:
     return Row(TWIN_PREFIX + row.file, "fake", row.kind, row.repo, "synthetic upsampling trace")
 
 
-def reencode_free_crop(img: np.ndarray, side: int) -> np.ndarray:
+def centre_square(img: np.ndarray, side: int) -> np.ndarray:
     """The centre ``side`` x ``side`` (at most) of an image, as pixels."""
     h, w = img.shape[:2]
     ch, cw = min(h, side), min(w, side)
@@ -98,13 +98,13 @@ def view_bytes(img: np.ndarray, row: Row, view: str) -> bytes:
 
 
 class FeatureExtractor:
-    """The frozen networks of :func:`file_features`, loaded once (``ladeda=False``: without Tiny-LaDeDa)."""
+    """The frozen networks of :func:`file_features`, loaded once."""
 
-    def __init__(self, ladeda: bool = True) -> None:
+    def __init__(self) -> None:
         from forensics.detectors.gan_fingerprint import GanFingerprint
 
         self.residual = GanFingerprint("gan_fingerprint.residual_v1").load()
-        self.ladeda = {k: GanFingerprint(v).load() for k, v in LADEDA.items()} if ladeda else {}
+        self.ladeda = {k: GanFingerprint(v).load() for k, v in LADEDA.items()}
 
     def __call__(self, path: Path) -> dict[str, np.ndarray]:
         return file_features(path, self)
