@@ -4,8 +4,11 @@ Units are a few native-resolution square crops per frame (the frame is never dow
 that would erase the trace), or, for published weights whose authors scored whole resized
 images (the card's ``resize``, e.g. Tiny-LaDeDa's 256 x 256), the whole frame resized. A small
 CNN on neighbouring-pixel and Laplacian residuals (:mod:`forensics.nn.gan_fingerprint`) gives
-one logit per crop. When the user has registered generator fingerprints (:func:`add_fingerprint`),
-the result's evidence names the closest one.
+one logit per crop. Head weights (``ResidualSpectralHead``, e.g. ``ladeda_head_v1``) score one unit per
+frame instead: a small head over frozen features of the frame's centre square (:meth:`GanFingerprint.frame_features`:
+the residual network's crop features, :func:`spectral_stats`, and optionally the patch features of published
+Tiny-LaDeDa weights the user installs). When the user has registered generator fingerprints
+(:func:`add_fingerprint`), the result's evidence names the closest one.
 
 Fingerprints live in ``<user cache>/fingerprints``: ``NAME.safetensors`` (the mean embedding) and
 ``NAME.json`` (weights id, source files with their sha256, and the file's own sha256).
@@ -74,6 +77,70 @@ def to_input(crop: np.ndarray, mean: list[float], std: list[float]) -> np.ndarra
     return np.ascontiguousarray((x - m) / s)
 
 
+SPECTRAL_BINS = 16
+SPECTRAL_PERIODS = (2, 4, 8)
+
+
+def residual_log_spectrum(rgb: np.ndarray, side: int) -> np.ndarray:
+    """Log power spectrum ``(n, n)`` (unshifted) of the noise residual of the centre square of the grey image.
+
+    The square's side ``n`` is ``side`` or the short side, a multiple of 8, and it starts on the 8-pixel
+    grid (a JPEG block grid keeps its phase); residual = image minus its 3 x 3 median; Hann window.
+    Raises :class:`SkipDetection` under 32 px.
+    """
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    h, w = grey.shape
+    n = min(side, h, w) // 8 * 8
+    if n < 32:
+        raise SkipDetection(f"image {w}x{h} is too small for spectral statistics")
+    y, x = (h - n) // 16 * 8, (w - n) // 16 * 8
+    sq = grey[y : y + n, x : x + n]
+    res = sq.astype(np.float32) - cv2.medianBlur(sq, 3).astype(np.float32)
+    win = np.hanning(n).astype(np.float32)
+    return np.log(np.abs(np.fft.fft2(res * np.outer(win, win))) ** 2 + 1e-6).astype(np.float32)
+
+
+def spectral_stats(rgb: np.ndarray, side: int = 256) -> np.ndarray:
+    """Spectral statistics of an image's noise residual (:func:`residual_log_spectrum`), ``1 + 16 + 9`` values:
+
+    the mean log power (the residual's level); the azimuthally averaged log power in ``SPECTRAL_BINS``
+    radial bins up to the Nyquist frequency, less that mean (the spectrum's shape); and the periodic-peak
+    energy of upsampling grids: at each period of ``SPECTRAL_PERIODS`` the log power at the frequencies
+    ``(n/p, 0)``, ``(0, n/p)``, ``(n/p, n/p)`` above its 5 x 5 median neighbourhood.
+    """
+    import cv2
+
+    power = residual_log_spectrum(rgb, side)
+    n = power.shape[0]
+    f = np.fft.fftfreq(n)
+    radius = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2) / 0.5
+    bins = np.minimum((radius * SPECTRAL_BINS).astype(int), SPECTRAL_BINS - 1)
+    keep = radius > 0
+    counts = np.bincount(bins[keep], minlength=SPECTRAL_BINS)
+    radial = np.bincount(bins[keep], weights=power[keep], minlength=SPECTRAL_BINS) / np.maximum(counts, 1)
+    level = float(power[keep].mean())
+    peak = power - cv2.medianBlur(power, 5)
+    peaks = [peak[i, j] for p in SPECTRAL_PERIODS for i, j in ((n // p, 0), (0, n // p), (n // p, n // p))]
+    return np.concatenate([[level], radial - level, peaks]).astype(np.float32)
+
+
+def patch_pooled(det: Any, rgb: np.ndarray) -> np.ndarray:
+    """Pooled patch features of a published Tiny-LaDeDa detector ``det`` on an RGB image at its own
+    resolution: the patch features' mean and std (``2 C``), then the patch logits' mean, std and max."""
+    import torch
+
+    p = det.preprocessing
+    x = torch.from_numpy(to_input(rgb, p["mean"], p["std"])[None]).to(det.device)
+    net = det.model.net  # TinyLaDeDa inside the one-logit wrapper
+    with torch.inference_mode():
+        f = net.patch_features(x.contiguous(memory_format=torch.channels_last))
+        pl = net.fc(f.permute(0, 2, 3, 1))[..., 0]
+    f, pl = f[0].flatten(1).float().cpu().numpy(), pl.flatten().float().cpu().numpy()
+    return np.concatenate([f.mean(1), f.std(1), [pl.mean(), pl.std(), pl.max()]]).astype(np.float32)
+
+
 class GanFingerprint(Detector):
     """Upsampling-trace detector for fully generated images and frames, with generator attribution."""
 
@@ -89,20 +156,90 @@ class GanFingerprint(Detector):
     )
 
     def build(self, weights: Any) -> Any:
-        from forensics.nn.gan_fingerprint import ResidualFingerprintNet
+        from forensics.nn.gan_fingerprint import ResidualFingerprintNet, ResidualSpectralHead
 
-        args = dict(weights.card["architecture"]["args"])
-        if "widths" in args:
-            args["widths"] = tuple(args["widths"])
-        model = ResidualFingerprintNet(**args)
+        arch = weights.card["architecture"]
+        args = dict(arch["args"])
+        if arch["name"] == "ResidualSpectralHead":
+            args["backbone"] = dict(args["backbone"], widths=tuple(args["backbone"]["widths"]))
+            model: Any = ResidualSpectralHead(**args)
+        else:
+            if "widths" in args:
+                args["widths"] = tuple(args["widths"])
+            model = ResidualFingerprintNet(**args)
         model.load_state_dict({k: v.float() for k, v in weights.tensors.items()})
         return model
+
+    @property
+    def has_head(self) -> bool:
+        """Whether the weights are a feature head (one unit per frame: frozen residual features + spectral
+        statistics of its centre square) rather than a per-crop network."""
+        return self.card["architecture"]["name"] == "ResidualSpectralHead"
+
+    def frame_features(self, image: np.ndarray) -> np.ndarray:
+        """A head's input for one frame, from its centre ``side`` px square at native resolution: the card's
+        ``blocks`` in order (default residual, spectral). ``residual``: the backbone crops' mean embedding and
+        their logits' mean and std (also for plain residual weights, whose network is the backbone, given a
+        ``side``); ``spectral``: :func:`spectral_stats`; any other block: :func:`patch_pooled` of the published
+        detector the card's ``readers`` names for it."""
+        p = self.preprocessing
+        h, w = image.shape[:2]
+        ch, cw = min(h, int(p["side"])), min(w, int(p["side"]))
+        sq = image[(h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
+        parts = []
+        for block in p.get("blocks", ["residual", "spectral"]):
+            if block == "residual":
+                parts.append(self._residual_block(sq))
+            elif block == "spectral":
+                parts.append(spectral_stats(sq, int(p["side"])))
+            else:
+                parts.append(patch_pooled(self.reader(block), sq))
+        return np.concatenate(parts).astype(np.float32)
+
+    def _residual_block(self, sq: np.ndarray) -> np.ndarray:
+        import torch
+
+        p = self.preprocessing
+        boxes = crop_boxes(*sq.shape[:2], crop=int(p["crop"]), max_crops=int(p["max_crops"]), align=int(p["align"]),
+                           min_side=int(p["min_side"]))  # fmt: skip
+        xs = np.stack([to_input(sq[y1:y2, x1:x2], p["mean"], p["std"]) for x1, y1, x2, y2 in boxes])
+        backbone = getattr(self.model, "backbone", self.model)  # a head's frozen network, or the network itself
+        with torch.inference_mode():
+            emb = backbone.embed(torch.from_numpy(xs).to(self.device))
+            logits = backbone.head(emb)[:, 0].float().cpu().numpy()
+        return np.concatenate([emb.float().cpu().numpy().mean(axis=0), [logits.mean(), logits.std()]])
+
+    def reader(self, block: str) -> Any:
+        """The published detector whose patch features feed ``block`` (card ``preprocessing.readers``), loaded
+        once; such weights are research-only and installed by the user, so a missing one is a clear error."""
+        if not hasattr(self, "_readers"):
+            self._readers: dict[str, Any] = {}
+        if block not in self._readers:
+            from forensics.weights import registry
+
+            name = self.preprocessing.get("readers", {}).get(block)
+            if name is None:
+                raise WeightsError(f"{self.weights}: the card names no weights for feature block {block!r}")
+            entry = registry().get(name)
+            if entry is None or entry.source not in ("user", "builtin"):
+                raise WeightsError(
+                    f"{self.weights} reads the patch features of {name} (research-only, not shipped): install it"
+                    f" with `forensics weights get {name}`, or offline `forensics weights get --from FOLDER {name}`"
+                    " (FOLDER holding the publisher's original file)"
+                )
+            self._readers[block] = GanFingerprint(name, device=self.device).load()
+        return self._readers[block]
 
     def units(self, media: Any) -> list[Unit]:
         p = self.preprocessing
         fps = float(p["sample_fps"])
         frames = media.frames(fps=fps) if media.info.kind == "video" else media.frames()
         span = 1.0 / fps if media.info.kind == "video" else 0.0
+        if self.has_head:
+            self.load()
+            return [Unit(self.frame_features(fr.image), fr.t, min(fr.t + span, max(media.info.duration or 0.0, fr.t)),
+                         frame=fr.index, box=(0.0, 0.0, float(fr.image.shape[1]), float(fr.image.shape[0])))
+                    for fr in frames]  # fmt: skip
         if p.get("resize"):
             return [self._resized_unit(fr, min(fr.t + span, max(media.info.duration or 0.0, fr.t))) for fr in frames]
         faces = self._faces_by_frame(media) if p.get("face_crops") else {}
@@ -144,7 +281,12 @@ class GanFingerprint(Detector):
         return out
 
     def embeddings(self, xs: np.ndarray) -> np.ndarray:
-        """Penultimate-layer embeddings ``(N, D)`` for a stack of unit inputs."""
+        """Penultimate-layer embeddings ``(N, D)`` for a stack of unit inputs (a head's units carry their
+        frame's mean backbone embedding first)."""
+        if self.has_head:
+            if self.preprocessing.get("blocks", ["residual"])[0] != "residual":
+                raise ForensicsError(f"{self.weights_id} keeps no residual embedding: it cannot attribute")
+            return np.asarray(xs[:, : self.model.backbone.head.in_features], np.float32)
         return self.batched(self.model.embed, xs, np.zeros((0, 0), np.float32))
 
     def file_embedding(self, media_or_path: Any) -> np.ndarray:

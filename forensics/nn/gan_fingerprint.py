@@ -76,3 +76,32 @@ class ResidualFingerprintNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
+
+
+class FeatureHead(nn.Module):
+    """Standardise a feature vector (stored ``mean`` / ``scale``), then a linear logit (``hidden=0``) or one
+    ReLU hidden layer and a logit. ``(B, dim)`` -> ``(B, 1)``."""
+
+    def __init__(self, dim: int, hidden: int = 0) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+        self.hidden = nn.Linear(dim, hidden) if hidden else None
+        self.out = nn.Linear(hidden or dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.mean) / self.scale
+        return self.out(F.relu(self.hidden(z)) if self.hidden is not None else z)
+
+
+class ResidualSpectralHead(nn.Module):
+    """A frozen :class:`ResidualFingerprintNet` (``backbone``, which makes the per-frame features the
+    detector computes) and a :class:`FeatureHead` (``head``) over them; ``forward`` is the head's."""
+
+    def __init__(self, backbone: dict, dim: int, hidden: int = 0) -> None:
+        super().__init__()
+        self.backbone = ResidualFingerprintNet(**backbone)
+        self.head = FeatureHead(dim, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)

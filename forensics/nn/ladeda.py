@@ -48,11 +48,14 @@ class TinyLaDeDa(nn.Module):
         self.layer1 = nn.Sequential(_Bottleneck(channels, stride=2))
         self.fc = nn.Linear(channels, 1)
 
+    def patch_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H', W')``: the features of every local patch (what the head reads)."""
+        g = F.conv2d(x, self.gradient, padding=1, groups=3)
+        return self.layer1(F.relu(self.bn1(self.conv2(self.conv1(g)))))
+
     def patch_logits(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H', W')``: one logit per local patch."""
-        g = F.conv2d(x, self.gradient, padding=1, groups=3)
-        h = self.layer1(F.relu(self.bn1(self.conv2(self.conv1(g)))))
-        return self.fc(h.permute(0, 2, 3, 1))[..., 0]
+        return self.fc(self.patch_features(x).permute(0, 2, 3, 1))[..., 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.patch_logits(x).mean(dim=(1, 2)).unsqueeze(1)

@@ -381,6 +381,8 @@ def _gan_fingerprint(card: dict, path: Path) -> str:
     from forensics.weights import sha256_file
 
     card = json.loads(json.dumps(dict(card, file=path.name, sha256=sha256_file(path)), sort_keys=True))
+    if card["architecture"]["name"] == "ResidualSpectralHead":
+        return _gan_fingerprint_head(card)
     cal, rec = card["calibration"], card["recipe"]
     unseen = card["metrics"]["q90_512"]["unseen_families"]
     lines = [
@@ -423,6 +425,70 @@ def _gan_fingerprint(card: dict, path: Path) -> str:
                 f"{m['tpr@0.01fpr']:.3f} | {m['tpr@threshold']:.3f} |"
             )
     lines += ["", "## Recipe", "", *[f"- {k}: {v}" for k, v in rec.items()], ""]
+    return "\n".join(lines)
+
+
+def _gan_fingerprint_head(card: dict) -> str:
+    """gan_fingerprint feature head: the leave-family-out per-family tables as measured, as is and after
+    JPEG q75 + half size."""
+    from forensics.train.families import markdown
+
+    cal, met, td = card["calibration"], card["metrics"], card["training_data"]
+    s, q = met["as_is"], met["q75_half"]
+    readers = list(card["preprocessing"].get("readers", {}).values())
+    needs = (
+        f" It also reads the patch features of {', '.join(f'`{r}`' for r in readers)}: research-only published"
+        f" weights that are not shipped; install them first (`forensics weights get {' '.join(readers)}`, or"
+        " offline `--from FOLDER` holding the publisher's files)."
+        if readers
+        else " Self-contained."
+    )
+    goal = s["mean_auc"] >= 0.93 and s["worst_auc"] >= 0.80 and q["mean_auc"] >= s["mean_auc"] - 0.05
+    lines = [
+        f"# {card['name']}",
+        "",
+        "Generated-image detector for images and sampled video frames (issue 26): a logistic / small MLP head over"
+        " frozen features of each frame's centre square at native resolution, the feature blocks"
+        f" {', '.join(card['preprocessing'].get('blocks', ['residual', 'spectral']))} (`residual`: the shipped"
+        " `residual_v1` network's crop embeddings and logits, its tensors copied in; `spectral`: the noise residual's"
+        " azimuthally averaged power spectrum and periodic peaks of 2/4/8-pixel upsampling grids; `ladeda_*`:"
+        " Tiny-LaDeDa's pooled patch features)." + needs,
+        "",
+        f"- file: `{card['file']}`, sha256 `{card['sha256']}`",
+        f"- architecture: `{json.dumps(card['architecture'])}`",
+        f"- preprocessing: `{json.dumps(card['preprocessing'])}`",
+        f"- calibration: temperature {cal['temperature']:.4f}, bias {cal['bias']:.4f}, threshold"
+        f" {cal['threshold']:.4f} at FPR {cal['fpr']}, aggregation `{cal['aggregation']}`. {cal['note']}",
+        f"- licence: {card['licence']}",
+        "",
+        f"**Goal of issue 26 (leave-family-out mean AUC >= 0.93, worst >= 0.80, within 0.05 after q75 + half):"
+        f" {'met' if goal else 'NOT met'}** (as is: mean {s['mean_auc']:.3f}, worst {s['worst_auc']:.3f};"
+        f" after q75 + half: mean {q['mean_auc']:.3f}, worst {q['worst_auc']:.3f}).",
+        "",
+        "## Training data",
+        "",
+        *[f"- {k}: {v}" for k, v in td.items()],
+        "",
+        f"## Leave-family-out (`{met['command']}`)",
+        "",
+        f"Protocol: {met['protocol']}. Each fold trains on every other family and page and tests on the held-out"
+        " family with its pages' reals and a rotating group of real-only sources. Selection rule, fixed before"
+        f" measuring: {met['selection']}.",
+        "",
+        "As is (JPEG q90, 256 px centre crop):",
+        "",
+        markdown(met["families"]["as_is"]),
+        "",
+        "After JPEG q75 + half size:",
+        "",
+        markdown(met["families"]["q75_half"]),
+        "",
+        "## Recipe",
+        "",
+        *[f"- {k}: {v}" for k, v in card["recipe"].items()],
+        "",
+        *_notes(card),
+    ]
     return "\n".join(lines)
 
 
