@@ -155,6 +155,36 @@ def speech_windows(wav: np.ndarray, pre: dict[str, Any]) -> list[tuple[int, int,
 # -- the detector ------------------------------------------------------------------------------
 
 
+def backbone_network(head: str, arch: dict[str, Any]) -> Any:
+    """The installed published network ``arch["backbone"]`` that the head weights ``head`` read (through its
+    ``embed`` method).
+
+    A backbone that is not installed is an error naming the command that installs it, never a download
+    attempt or a score without it; one converted from another published file than the head was trained on
+    (its card's ``source_sha256`` against the head's ``backbone_source_sha256``) is refused too.
+    """
+    from forensics.errors import WeightsError, WeightsNotFoundError
+    from forensics.nn.zoo import build_network as build_published
+    from forensics.weights import load_weights, registry
+
+    name = str(arch["backbone"])
+    entry = registry().get(name)
+    if entry is None or entry.source in ("published", "remote"):
+        raise WeightsNotFoundError(
+            f"{head} is our head over the published network {name}, which is not installed: run "
+            f"`forensics weights get {name}` (or `forensics weights get --from DIR` with its published file)"
+        )
+    bw = load_weights(name)
+    want, got = arch.get("backbone_source_sha256"), bw.card.get("source_sha256")
+    if want and got and want != got:
+        raise WeightsError(f"{head} was trained on {name} converted from {want[:12]}…, not {got[:12]}…")
+    net = build_published(bw.card.get("architecture", {}))
+    if net is None or not hasattr(net.net, "embed"):
+        raise WeightsError(f"{head} needs {name} to be a published network with an embedding (AASIST)")
+    net.load_state_dict({k: v.float() for k, v in bw.tensors.items()}, strict=True)
+    return net.net
+
+
 class SyntheticSpeech(Detector):
     """Scores each speech window of an audio track for vocoder / TTS / voice-conversion traces."""
 
@@ -178,6 +208,10 @@ class SyntheticSpeech(Detector):
         model = build_network(arch["name"], dict(arch.get("args", {})))
         state = {k: v.float() if v.is_floating_point() else v for k, v in weights.tensors.items()}
         model.load_state_dict(state)
+        if arch.get("backbone"):
+            from forensics.nn.synthetic_speech import BackboneHead
+
+            model = BackboneHead(backbone_network(weights.name, arch), model)
         return model.to(torch.float32)
 
     keeps_inputs = False  # features are computed per window as scored: an hour holds one batch of them
