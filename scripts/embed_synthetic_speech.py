@@ -7,7 +7,8 @@ sample rate nor file format is a shortcut), and store per window
 - ``aasist``: the frozen published AASIST's graph-attention readout (``AASIST.embed``, 160 values),
 - ``aasist_logit``: its own 2-class logits (spoof, bona fide) on the same windows,
 - ``lcnn``: the penultimate layer of our ``lcnn_v1`` (64 values) and ``lfcc``: mean and standard deviation
-  of ``gmm_v1``'s LFCCs with deltas (120 values).
+  of ``gmm_v1``'s LFCCs with deltas (120 values, :func:`~forensics.detectors.synthetic_speech.lfcc_stats`)
+  (``--features cheap``: every speech window; ``--features aasist``: the middle one only).
 
 Variants: ``original``, ``aac64`` (the file re-encoded as :func:`forensics.train.reencode.reencode` does),
 ``augN`` (:func:`forensics.train.vocoders.wide_channel` drawn with seed N and the file's index). One ``.npz``
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from forensics.detectors.synthetic_speech import lfcc, speech_windows, window_features
+from forensics.detectors.synthetic_speech import lfcc_stats, speech_windows, window_features
 from forensics.media import open_media
 from forensics.train.manifest import read_manifest
 from forensics.train.reencode import reencode
@@ -104,8 +105,7 @@ def main() -> None:
                     seen.clear()
                     lcnn(torch.from_numpy(np.stack([window_features(c[:n_lcnn], lcnn_pre) for c in chunks])))
                     rec["lcnn"] = seen[0].numpy()
-                feats = [lfcc(c[:n_lcnn], gmm_pre) for c in chunks]
-                rec["lfcc"] = np.stack([np.concatenate([f.mean(1), f.std(1)]) for f in feats]).astype(np.float32)
+                rec["lfcc"] = np.stack([lfcc_stats(c[:n_lcnn], gmm_pre) for c in chunks])
             part = dest.with_suffix(".part.npz")
             np.savez(part, **rec)
             part.rename(dest)

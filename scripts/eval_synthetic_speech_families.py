@@ -26,6 +26,7 @@ so recipes compare on one set; the counts are printed.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -52,15 +53,25 @@ RECIPES: dict[str, tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]] = {
     "lcnn_lr+aug": (("cheap/lcnn",), ("original", "aug1", "aug2"), {}),
     "lfcc+lcnn_lr+aug": (("cheap/lfcc", "cheap/lcnn"), ("original", "aug1", "aug2"), {}),
     "aasist+lfcc_lr": (("aasist/aasist", "cheap/lfcc"), ("original",), {}),
+    "aasist_lr_l2=0.01": (("aasist/aasist",), ("original",), {"l2": 0.01}),
+    "aasist_lr_l2=0.1": (("aasist/aasist",), ("original",), {"l2": 0.1}),
+    "aasist_lr_l2=0.1+aac64": (("aasist/aasist",), ("original", "aac64"), {"l2": 0.1}),
+    "aasist+lfcc_lr_l2=0.1": (("aasist/aasist", "cheap/lfcc"), ("original",), {"l2": 0.1}),
+    "lfcc_lr_l2=0.1": (("cheap/lfcc",), ("original",), {"l2": 0.1}),
+    "lfcc_lr_l2=0.1+aug": (("cheap/lfcc",), ("original", "aug1", "aug2"), {"l2": 0.1}),
 }
 
 
-def features(cache: Path, rows: list, groups: tuple[str, ...], variant: str) -> dict[str, np.ndarray]:
+@functools.cache
+def cached(cache: Path, group: str, variant: str) -> dict[str, np.ndarray]:
+    """One feature group of one variant for every audio row (read once per run)."""
+    folder, key = group.split("/")
+    return load_cached(cache / folder, variant, [r for r in read_manifest(DATA) if r.kind == "audio"], key)
+
+
+def features(cache: Path, groups: tuple[str, ...], variant: str) -> dict[str, np.ndarray]:
     """``{file: concatenated features}`` of one variant, for files cached in every group."""
-    parts = []
-    for g in groups:
-        folder, key = g.split("/")
-        parts.append(load_cached(cache / folder, variant, rows, key))
+    parts = [cached(cache, g, variant) for g in groups]
     files = set.intersection(*(set(p) for p in parts))
     return {f: np.concatenate([p[f] for p in parts]) for f in files}
 
@@ -69,7 +80,7 @@ def fitter(opts: dict[str, Any]) -> tuple[Callable, Callable]:
     """fit/score for :func:`leave_family_out`; features are ``(copies, dim)`` per file (training copies)."""
     if opts.get("published"):
         return (lambda x, y: None), (lambda m, x: x[:, 0, 0] - x[:, 0, 1])  # spoof minus bona fide
-    return fit_score(int(opts.get("hidden", 0)))
+    return fit_score(int(opts.get("hidden", 0)), float(opts.get("l2", 0.0)))
 
 
 def main() -> None:
@@ -86,7 +97,7 @@ def main() -> None:
     train, test = {}, {}
     for name in names:
         groups, variants, _ = RECIPES[name]
-        by_variant = {v: features(args.cache, rows, groups, v) for v in {*variants, "original", "aac64"}}
+        by_variant = {v: features(args.cache, groups, v) for v in {*variants, "original", "aac64"}}
         files = set.intersection(*(set(f) for f in by_variant.values()))
         train[name] = {f: np.stack([by_variant[v][f] for v in variants]) for f in files}
         test[name] = {v: {f: by_variant[v][f][None] for f in files} for v in ("original", "aac64")}

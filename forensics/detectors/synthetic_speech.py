@@ -4,9 +4,11 @@ The audio is resampled to the card's rate (mono), loudness-normalised, cut into 
 whole length (the last window is aligned to the end; audio shorter than one window is tiled to
 fill it), and windows without speech (silence, noise, sustained music) are dropped by a simple
 energy / modulation / spectral-flatness voice-activity test. Each remaining window becomes a
-feature map: a log power spectrogram (``lcnn`` weights) or LFCCs with deltas (``gmm`` weights), or
-stays the waveform itself (``raw``: published networks such as AASIST that read samples; their cards
-set no ``loudness_dbfs``, so the samples are passed as decoded, as their authors trained them).
+feature map: a log power spectrogram (``lcnn`` weights) or LFCCs with deltas (``gmm`` weights), their
+statistics over the window (``lfcc_stats``: a linear head's input), or stays the waveform itself
+(``raw``: published networks such as AASIST that read samples; their cards set no ``loudness_dbfs``, so
+the samples are passed as decoded, as their authors trained them; our heads over such a network's
+embedding set it).
 
 The functions below are the single source of preprocessing: ``scripts/train_synthetic_speech.py``
 imports them, so training and scanning agree on every sample. All numbers come from the card.
@@ -116,12 +118,18 @@ def lfcc(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
     return feats.astype(np.float32)
 
 
+def lfcc_stats(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
+    """Mean and standard deviation over time of :func:`lfcc` (with deltas): ``(6 * n_lfcc,)`` float32."""
+    f = lfcc(wav, pre)
+    return np.concatenate([f.mean(axis=1), f.std(axis=1)]).astype(np.float32)
+
+
 def raw_samples(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
     """The window's samples themselves, float32 (for networks that read the waveform)."""
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
-FEATURES = {"logspec": log_spectrogram, "lfcc": lfcc, "raw": raw_samples}
+FEATURES = {"logspec": log_spectrogram, "lfcc": lfcc, "lfcc_stats": lfcc_stats, "raw": raw_samples}
 
 
 def window_features(chunk: np.ndarray, pre: dict[str, Any]) -> np.ndarray:

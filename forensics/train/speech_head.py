@@ -63,12 +63,14 @@ def fit_head(
     *,
     hidden: int = 0,
     weight_decay: float = 1e-2,
+    l2: float = 0.0,
     steps: int = 300,
     lr: float = 1e-2,
     seed: int = 0,
 ) -> EmbeddingHead:
     """Fit an :class:`EmbeddingHead` on embeddings ``x`` ``(n, dim)`` with labels ``y`` (1 = fake): standardised
-    inputs, class-balanced logistic loss, full-batch AdamW (deterministic for a ``seed``)."""
+    inputs, class-balanced logistic loss plus ``l2`` times the squared weights (biases free), full-batch AdamW
+    (deterministic for a ``seed``)."""
     torch.manual_seed(seed)
     xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     head = EmbeddingHead(xt.shape[1], hidden)
@@ -80,6 +82,8 @@ def fit_head(
     for _ in range(steps):
         opt.zero_grad()
         loss = torch.nn.functional.binary_cross_entropy_with_logits(head(xt), yt, weight=weight)
+        if l2:
+            loss = loss + l2 * sum((p**2).sum() for n, p in head.named_parameters() if n.endswith("weight"))
         loss.backward()
         opt.step()
     return head.eval()
@@ -91,13 +95,13 @@ def head_logits(head: EmbeddingHead, x: np.ndarray) -> np.ndarray:
         return head(torch.as_tensor(x, dtype=torch.float32)).numpy()
 
 
-def fit_score(hidden: int = 0) -> tuple[Callable[..., EmbeddingHead], Callable[..., np.ndarray]]:
+def fit_score(hidden: int = 0, l2: float = 0.0) -> tuple[Callable[..., EmbeddingHead], Callable[..., np.ndarray]]:
     """``fit``/``score`` for :func:`~forensics.train.families.leave_family_out` over features ``(copies, dim)``
     per file: every copy (a channel-augmented one, say) is a training example with its file's label; a test
     file's logit is the mean over its copies."""
 
     def fit(x: np.ndarray, y: np.ndarray) -> EmbeddingHead:
-        return fit_head(x.reshape(-1, x.shape[-1]), np.repeat(y, x.shape[1]), hidden=hidden)
+        return fit_head(x.reshape(-1, x.shape[-1]), np.repeat(y, x.shape[1]), hidden=hidden, l2=l2)
 
     def score(head: EmbeddingHead, x: np.ndarray) -> np.ndarray:
         return head_logits(head, x.reshape(-1, x.shape[-1])).reshape(x.shape[0], -1).mean(1)
