@@ -206,7 +206,7 @@ def test_a_few_training_steps_separate_griffin_lim_from_real() -> None:
 # -- shipped weights -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tag", ["lcnn_v1", "gmm_v1"])
+@pytest.mark.parametrize("tag", ["lcnn_v1", "gmm_v1", "lfcc_lr_v1"])
 def test_shipped_weights_load_and_score_generated_speech(tag: str, tmp_path: Path) -> None:
     det = create_detector("synthetic_speech", tag)
     card = det.card

@@ -4,9 +4,11 @@ The audio is resampled to the card's rate (mono), loudness-normalised, cut into 
 whole length (the last window is aligned to the end; audio shorter than one window is tiled to
 fill it), and windows without speech (silence, noise, sustained music) are dropped by a simple
 energy / modulation / spectral-flatness voice-activity test. Each remaining window becomes a
-feature map: a log power spectrogram (``lcnn`` weights) or LFCCs with deltas (``gmm`` weights), or
-stays the waveform itself (``raw``: published networks such as AASIST that read samples; their cards
-set no ``loudness_dbfs``, so the samples are passed as decoded, as their authors trained them).
+feature map: a log power spectrogram (``lcnn`` weights) or LFCCs with deltas (``gmm`` weights), their
+statistics over the window (``lfcc_stats``: a linear head's input), or stays the waveform itself
+(``raw``: published networks such as AASIST that read samples; their cards set no ``loudness_dbfs``, so
+the samples are passed as decoded, as their authors trained them; our heads over such a network's
+embedding set it).
 
 The functions below are the single source of preprocessing: ``scripts/train_synthetic_speech.py``
 imports them, so training and scanning agree on every sample. All numbers come from the card.
@@ -116,12 +118,18 @@ def lfcc(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
     return feats.astype(np.float32)
 
 
+def lfcc_stats(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
+    """Mean and standard deviation over time of :func:`lfcc` (with deltas): ``(6 * n_lfcc,)`` float32."""
+    f = lfcc(wav, pre)
+    return np.concatenate([f.mean(axis=1), f.std(axis=1)]).astype(np.float32)
+
+
 def raw_samples(wav: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
     """The window's samples themselves, float32 (for networks that read the waveform)."""
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
-FEATURES = {"logspec": log_spectrogram, "lfcc": lfcc, "raw": raw_samples}
+FEATURES = {"logspec": log_spectrogram, "lfcc": lfcc, "lfcc_stats": lfcc_stats, "raw": raw_samples}
 
 
 def window_features(chunk: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
@@ -155,6 +163,36 @@ def speech_windows(wav: np.ndarray, pre: dict[str, Any]) -> list[tuple[int, int,
 # -- the detector ------------------------------------------------------------------------------
 
 
+def backbone_network(head: str, arch: dict[str, Any]) -> Any:
+    """The installed published network ``arch["backbone"]`` that the head weights ``head`` read (through its
+    ``embed`` method).
+
+    A backbone that is not installed is an error naming the command that installs it, never a download
+    attempt or a score without it; one converted from another published file than the head was trained on
+    (its card's ``source_sha256`` against the head's ``backbone_source_sha256``) is refused too.
+    """
+    from forensics.errors import WeightsError, WeightsNotFoundError
+    from forensics.nn.zoo import build_network as build_published
+    from forensics.weights import load_weights, registry
+
+    name = str(arch["backbone"])
+    entry = registry().get(name)
+    if entry is None or entry.source in ("published", "remote"):
+        raise WeightsNotFoundError(
+            f"{head} is our head over the published network {name}, which is not installed: run "
+            f"`forensics weights get {name}` (or `forensics weights get --from DIR` with its published file)"
+        )
+    bw = load_weights(name)
+    want, got = arch.get("backbone_source_sha256"), bw.card.get("source_sha256")
+    if want and got and want != got:
+        raise WeightsError(f"{head} was trained on {name} converted from {want[:12]}…, not {got[:12]}…")
+    net = build_published(bw.card.get("architecture", {}))
+    if net is None or not hasattr(net.net, "embed"):
+        raise WeightsError(f"{head} needs {name} to be a published network with an embedding (AASIST)")
+    net.load_state_dict({k: v.float() for k, v in bw.tensors.items()}, strict=True)
+    return net.net
+
+
 class SyntheticSpeech(Detector):
     """Scores each speech window of an audio track for vocoder / TTS / voice-conversion traces."""
 
@@ -178,6 +216,10 @@ class SyntheticSpeech(Detector):
         model = build_network(arch["name"], dict(arch.get("args", {})))
         state = {k: v.float() if v.is_floating_point() else v for k, v in weights.tensors.items()}
         model.load_state_dict(state)
+        if arch.get("backbone"):
+            from forensics.nn.synthetic_speech import BackboneHead
+
+            model = BackboneHead(backbone_network(weights.name, arch), model)
         return model.to(torch.float32)
 
     keeps_inputs = False  # features are computed per window as scored: an hour holds one batch of them

@@ -210,14 +210,18 @@ class AASIST(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav``: ``(B, samples)`` -> ``(B, 2)`` logits (spoof, bona fide)."""
+        return self.out_layer(self.embed(wav))
+
+    def embed(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav``: ``(B, samples)`` -> ``(B, 5 * gat_dims[1])``: the graph-attention readout the 2-class head reads
+        (max and mean of the temporal and spectral nodes, and the master node)."""
         e = self.encoder(self.front(wav, self.first_bn)).abs()  # B, C, F, T
         s = self.pool_S(self.GAT_layer_S(e.amax(dim=3).transpose(1, 2) + self.pos_S))
         t = self.pool_T(self.GAT_layer_T(e.amax(dim=2).transpose(1, 2)))
         t1, s1, m1 = self._branch(t, s, self.master1, 1)
         t2, s2, m2 = self._branch(t, s, self.master2, 2)
         t, s, m = torch.maximum(t1, t2), torch.maximum(s1, s2), torch.maximum(m1, m2)
-        hidden = torch.cat([t.abs().amax(1), t.mean(1), s.abs().amax(1), s.mean(1), m.squeeze(1)], dim=1)
-        return self.out_layer(hidden)
+        return torch.cat([t.abs().amax(1), t.mean(1), s.abs().amax(1), s.mean(1), m.squeeze(1)], dim=1)
 
 
 class RawGATST(nn.Module):

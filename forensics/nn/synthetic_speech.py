@@ -1,7 +1,9 @@
-"""Networks of the ``synthetic_speech`` detector: a small LCNN and a two-GMM log-likelihood-ratio scorer.
+"""Networks of the ``synthetic_speech`` detector: a small LCNN, a two-GMM log-likelihood-ratio scorer, and a
+head over a frozen published backbone's embedding.
 
-Both take a batch of feature maps ``(B, F, T)`` (frequency bins or cepstra by frames) and return one
-logit per window, higher = more likely synthetic. They know nothing of audio files.
+The first two take a batch of feature maps ``(B, F, T)`` (frequency bins or cepstra by frames), the head a
+batch of embeddings (or, wrapped in :class:`BackboneHead`, of waveforms); each returns one logit per window,
+higher = more likely synthetic. They know nothing of audio files.
 """
 
 from __future__ import annotations
@@ -99,11 +101,40 @@ class GMMScorer(nn.Module):
         return llr.reshape(b, t).mean(dim=1)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"lcnn": LCNN, "gmm": GMMScorer}
+class EmbeddingHead(nn.Module):
+    """Our head over a frozen backbone's window embedding ``(B, dim)``: standardised, then a linear layer
+    (``hidden`` 0) or one hidden ReLU layer, one logit per window (higher = more likely synthetic)."""
+
+    def __init__(self, dim: int = 160, hidden: int = 0) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+        self.layers: nn.Module = (
+            nn.Linear(dim, 1) if hidden == 0 else nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.layers((z - self.mean) / self.scale).squeeze(1)
+
+
+class BackboneHead(nn.Module):
+    """A frozen backbone with an ``embed`` method (AASIST) read by an :class:`EmbeddingHead`: ``(B, samples)``
+    -> ``(B,)`` logits. Only the head's tensors are ours (its state dict is the head's)."""
+
+    def __init__(self, backbone: nn.Module, head: EmbeddingHead) -> None:
+        super().__init__()
+        self.backbone = backbone.requires_grad_(False)
+        self.head = head
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.embed(wav))
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"lcnn": LCNN, "gmm": GMMScorer, "embedding_head": EmbeddingHead}
 
 
 def build_network(name: str, args: dict) -> nn.Module:
-    """Construct a network of this family by its card name (``lcnn`` or ``gmm``)."""
+    """Construct a network of this family by its card name (``lcnn``, ``gmm`` or ``embedding_head``)."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown synthetic_speech architecture {name!r}; choose from {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[name](**args)

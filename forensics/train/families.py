@@ -116,10 +116,12 @@ def leave_family_out(
     *,
     min_fakes: int = 2,
     test_features: dict[str, np.ndarray] | None = None,
+    on_scores: Callable[[Fold, list[Row], np.ndarray], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Metrics of ``fit`` on each fold's train rows, ``score`` on its test rows (rows without features are left
     out). ``features`` maps ``Row.file`` to one vector; ``test_features`` (e.g. of re-encoded copies) replaces
-    them on the test side only. Returns one :func:`~forensics.train.metrics.summarize` dict per family."""
+    them on the test side only; ``on_scores`` receives each fold's test rows and scores (out-of-fold scores,
+    e.g. to calibrate on). Returns one :func:`~forensics.train.metrics.summarize` dict per family."""
     test_features = features if test_features is None else test_features
     table = []
     for fold in folds([r for r in rows if r.file in features], min_fakes=min_fakes):
@@ -131,6 +133,8 @@ def leave_family_out(
             continue
         model = fit(np.stack([features[r.file] for r in tr]), ytr)
         s = score(model, np.stack([test_features[r.file] for r in te]))
+        if on_scores is not None:
+            on_scores(fold, te, s)
         table.append({"family": fold.family} | summarize(yte, s))
     return table
 

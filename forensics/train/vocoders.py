@@ -314,3 +314,53 @@ def random_channel(wav: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[
         wav = add_noise(wav, snr, rng, colour=colour)
         desc.append(f"{colour}{snr:.0f}dB")
     return wav, "+".join(desc) or "clean"
+
+
+def telephone_band(wav: np.ndarray, sr: int, low: float = 300.0, high: float = 3400.0) -> np.ndarray:
+    """A narrow-band phone line: band-pass ``low``–``high`` Hz (4th-order Butterworth), through 8 kHz and back."""
+    from scipy.signal import butter, resample_poly, sosfiltfilt
+
+    band = sosfiltfilt(butter(4, [low, min(high, 0.45 * sr)], btype="band", fs=sr, output="sos"), wav)
+    narrow = resample_poly(resample_poly(band, 8000, sr), sr, 8000)[: wav.size]
+    return _match(np.pad(narrow, (0, wav.size - narrow.size)), wav)
+
+
+def reverberate(wav: np.ndarray, sr: int, rt60: float, rng: np.random.Generator, *, wet: float = 0.5) -> np.ndarray:
+    """A room: convolution with exponentially decaying noise of reverberation time ``rt60`` seconds, mixed
+    ``wet`` with the dry signal, same length and RMS."""
+    from scipy.signal import fftconvolve
+
+    t = np.arange(int(rt60 * sr)) / sr
+    rir = rng.standard_normal(t.size) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
+    rir[0] = 0.0
+    rir /= np.sqrt(np.sum(rir**2)) + 1e-12
+    return _match((1 - wet) * wav + wet * fftconvolve(wav, rir)[: wav.size], wav)
+
+
+def wide_channel(wav: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """A random real-world channel, wider than :func:`random_channel`: reverberation, phone band, background
+    noise, clipping by over-driven gain, then a codec at a low or typical bitrate (each optional)."""
+    desc = []
+    if rng.random() < 0.3:
+        rt60 = float(rng.uniform(0.2, 0.8))
+        wav = reverberate(wav, sr, rt60, rng, wet=float(rng.uniform(0.3, 0.8)))
+        desc.append(f"reverb{rt60:.1f}s")
+    if rng.random() < 0.2:
+        wav = telephone_band(wav, sr)
+        desc.append("phone")
+    if rng.random() < 0.35:
+        snr = float(rng.uniform(5, 30))
+        colour = str(rng.choice(["white", "pink"]))
+        wav = add_noise(wav, snr, rng, colour=colour)
+        desc.append(f"{colour}{snr:.0f}dB")
+    if rng.random() < 0.1:
+        gain = float(rng.uniform(6, 18))
+        peak = float(np.max(np.abs(wav))) + 1e-9
+        wav = np.clip(wav / peak * 10 ** (gain / 20), -1, 1).astype(np.float32) * np.float32(peak)
+        desc.append(f"clip{gain:.0f}dB")
+    codec = rng.choice(["none", "aac", "opus", "mp3"], p=[0.25, 0.3, 0.25, 0.2])
+    if codec != "none":
+        bitrate = int(rng.choice({"aac": [24, 32, 64, 96], "opus": [12, 16, 24, 32], "mp3": [24, 32, 64]}[codec]))
+        wav = codec_roundtrip(wav, sr, str(codec), bitrate * 1000)
+        desc.append(f"{codec}{bitrate}k")
+    return wav, "+".join(desc) or "clean"
