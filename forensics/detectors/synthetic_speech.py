@@ -200,7 +200,7 @@ class SyntheticSpeech(Detector):
         name="synthetic_speech",
         kinds=("audio", "video"),
         unit="audio_window",
-        default_weights="lcnn_v1",
+        default_weights="lfcc_lr_v1",
         aggregation="top_k_mean",
         description="Synthetic speech (vocoders, TTS, voice conversion) per 4 s window of the audio track",
         # measured: scripts/eval_synthetic_speech.py --finetuned within-repo (5 epochs at 1e-4 stopped undertrained)
