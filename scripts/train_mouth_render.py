@@ -36,6 +36,8 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=96, help="training crop (px) of the 128 px clips")
     ap.add_argument("--independent", type=float, default=0.8, help="share of fakes re-rendered frame by frame")
     ap.add_argument("--whole", type=float, default=0.0, help="share of fakes re-rendered over the whole crop")
+    ap.add_argument("--shared-flicker", action="store_true", help="one whole-clip brightness wobble on real and fake")
+    ap.add_argument("--sharp", type=float, default=0.0, help="share of fakes with crisp full-size decoder texture")
     ap.add_argument("--widths", default="24,32,48,64")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -51,15 +53,24 @@ def main() -> None:
     model, recipe = mr.train(
         mr.usable_tracks(split["train"], mr.PREP), mr.usable_tracks(split["val"], mr.PREP), args.work, arch=arch,
         tag=args.tag, minutes=args.minutes, pairs=args.pairs, lr=args.lr, crop=args.crop,
-        independent=args.independent, whole=args.whole, seed=args.seed, log=log,
+        synth={"independent": args.independent, "whole": args.whole, "shared_flicker": args.shared_flicker,
+               "sharp": args.sharp}, seed=args.seed, log=log,
     )  # fmt: skip
     torch.save(model.state_dict(), args.work / f"{args.tag}.pt")
-    (args.work / f"{args.tag}.json").write_text(
-        json.dumps(
-            {"arch": arch, "args": vars(args) | {"data": str(args.data), "work": str(args.work)}, "recipe": recipe}
-        )
-    )
+    run = {"arch": arch, "args": vars(args) | {"data": str(args.data), "work": str(args.work)}, "recipe": recipe}
+    (args.work / f"{args.tag}.json").write_text(json.dumps(run))
     log(json.dumps(recipe))
+    if args.write:
+        flags = f" --whole {args.whole:g} --sharp {args.sharp:g}" + (" --shared-flicker" if args.shared_flicker else "")
+        command = (
+            f"python scripts/train_mouth_render.py --tag {args.tag} --minutes {args.minutes:g} --pairs {args.pairs}"
+            f" --crop {args.crop} --independent {args.independent:g}{flags} --seed {args.seed} --write"
+        )
+        synth = {"independent": args.independent, "whole": args.whole, "shared_flicker": args.shared_flicker,
+                 "sharp": args.sharp}  # fmt: skip
+        recipe |= {"synthesis": synth, "pairs_per_batch": args.pairs, "train_crop": args.crop, "lr": args.lr,
+                   "optimiser": "AdamW wd 1e-2, 50-step warm-up, linear decay over the time budget"}  # fmt: skip
+        mr.finish(model, recipe, split, args.data, ROOT / "models", arch=arch, tag=args.tag, command=command, log=log)
 
 
 if __name__ == "__main__":

@@ -142,17 +142,17 @@ def sample_batch(
     rng: np.random.Generator,
     *,
     crop: int,
-    independent: float,
-    whole: float = 0.0,
+    **synth: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``pairs`` real clips and their re-rendered fakes (tracks drawn by length), cut to ``crop`` px at one random
-    place per pair: inputs ``2 pairs x clip_frames x crop x crop`` and labels."""
+    """``pairs`` real clips and their re-rendered fakes (tracks drawn by length; ``synth``: the options of
+    :func:`~forensics.train.mouth_render_data.make_pair`), cut to ``crop`` px at one random place per pair:
+    inputs ``2 pairs x clip_frames x crop x crop`` and labels."""
     k = int(prep["clip_frames"])
     lengths = np.array([len(t) - k + 1 for t in tracks], np.float64)
     xs, ys = [], []
     for ti in rng.choice(len(tracks), size=pairs, p=lengths / lengths.sum()):
         s = int(rng.integers(0, len(tracks[ti]) - k + 1))
-        real, fake = make_pair(tracks[ti][s : s + k], prep, rng, independent=independent, whole=whole)
+        real, fake = make_pair(tracks[ti][s : s + k], prep, rng, **synth)
         h, w = real.shape[1:]
         y0, x0 = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
         for clip, label in ((real, 0.0), (fake, 1.0)):
@@ -185,10 +185,11 @@ def file_logits(model: torch.nn.Module, f: CachedFile, prep: dict[str, Any]) -> 
 
 def train(
     tracks: list[np.ndarray], val_tracks: list[np.ndarray], work: Path, *, arch: dict[str, Any], tag: str,
-    prep: dict[str, Any] = PREP, minutes: float, pairs: int, lr: float, crop: int, independent: float,
-    whole: float = 0.0, seed: int, log: Log,
+    prep: dict[str, Any] = PREP, minutes: float, pairs: int, lr: float, crop: int,
+    synth: dict[str, Any], seed: int, log: Log,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:  # fmt: skip
-    """Train a :class:`MouthRenderNet` on re-rendered clips for ``minutes``; keeps the state with the best
+    """Train a :class:`MouthRenderNet` on re-rendered clips (``synth``: the options of
+    :func:`~forensics.train.mouth_render_data.make_pair`) for ``minutes``; keeps the state with the best
     validation AUC (real validation clips vs their re-renders). Resumable from ``work/<tag>.ckpt``."""
     from forensics.nn.mouth_render import MouthRenderNet
     from forensics.train.loop import Step, fit
@@ -202,7 +203,7 @@ def train(
     bce = torch.nn.BCEWithLogitsLoss()
 
     def batch_loss(step: int) -> torch.Tensor:
-        x, y = sample_batch(tracks, pairs, prep, rng, crop=crop, independent=independent, whole=whole)
+        x, y = sample_batch(tracks, pairs, prep, rng, crop=crop, **synth)
         return bce(model(x), y)
 
     def validate(p: Step) -> tuple[float, dict[str, Any]]:

@@ -52,13 +52,21 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 
 
 def rerender_clip(
-    crops: np.ndarray, prep: dict[str, Any], rng: np.random.Generator, *, independent: bool = True, whole: bool = False
+    crops: np.ndarray,
+    prep: dict[str, Any],
+    rng: np.random.Generator,
+    *,
+    independent: bool = True,
+    whole: bool = False,
+    sharp: bool = False,
 ) -> np.ndarray:
     """A lip-sync-like fake of a uint8 clip (``T x H x W``): the lower face regenerated per frame and pasted.
 
     ``independent``: each frame's decoder input noise, added noise and brightness wobble are drawn anew
     (flicker); otherwise one draw serves the whole clip (texture cues only). ``whole``: the whole crop is
-    regenerated (talking-head generators render the entire face), no paste boundary.
+    regenerated (talking-head generators render the entire face), no paste boundary. ``sharp``: a second random
+    decoder adds its texture at full size after the up-sampling (the crisp, wrong detail of GAN and diffusion
+    decoders, re-drawn every frame), instead of only a blurred copy.
     """
     t, h, w = crops.shape
     lm = crop_landmarks(prep) + rng.normal(0, 0.03 * w, size=(5, 2))
@@ -76,6 +84,7 @@ def rerender_clip(
     gain, offset = rng.uniform(0.92, 1.08), rng.uniform(-8, 8)  # colour mismatch of the pasted region
     up = cv2.INTER_CUBIC if rng.random() < 0.5 else cv2.INTER_LINEAR
     sharpen = rng.uniform(0.3, 1.0) if rng.random() < 0.3 else 0.0
+    fine, fine_amp = (random_decoder(rng), rng.uniform(0.02, 0.08)) if sharp else (None, 0.0)
     seed = int(rng.integers(2**31))
     out = np.empty_like(crops)
     for i in range(t):
@@ -93,6 +102,9 @@ def rerender_clip(
         r = cv2.resize(small, (w, h), interpolation=up).astype(np.float32)
         if sharpen:
             r = r + sharpen * (r - cv2.GaussianBlur(r, (0, 0), 1.0))
+        if fine is not None:
+            z = r / 255.0 + frame_rng.normal(0, 0.02, r.shape).astype(np.float32)
+            r = r + 255.0 * fine_amp * decode(z.astype(np.float32), fine)
         r = (r - 128.0) * gain + 128.0 + offset + (rng.normal(0, flicker) if independent else 0.0)
         out[i] = np.clip(np.round(r * mask + crops[i].astype(np.float32) * (1.0 - mask)), 0, 255).astype(np.uint8)
     return out
@@ -116,13 +128,39 @@ def degrade(crops: np.ndarray, deg: Degradation) -> np.ndarray:
     return np.stack([deg(np.repeat(c[..., None], 3, 2))[..., 0] for c in crops])
 
 
+def wobble(rng: np.random.Generator, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame gain and offset of a whole clip (auto exposure, fades), drawn once for a real/fake pair."""
+    if rng.random() < 0.5:
+        return np.ones(frames), np.zeros(frames)
+    return 1 + rng.normal(0, rng.uniform(0.005, 0.04), frames), rng.normal(0, rng.uniform(0.5, 4.0), frames)
+
+
 def make_pair(
-    crops: np.ndarray, prep: dict[str, Any], rng: np.random.Generator, *, independent: float = 1.0, whole: float = 0.0
+    crops: np.ndarray,
+    prep: dict[str, Any],
+    rng: np.random.Generator,
+    *,
+    independent: float = 1.0,
+    whole: float = 0.0,
+    shared_flicker: bool = False,
+    sharp: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(real, fake)`` uint8 clips from one real clip: augmented, the fake re-rendered (frames independently
-    with chance ``independent``; the whole crop with chance ``whole``), both degraded alike."""
+    with chance ``independent``; the whole crop with chance ``whole``; with crisp full-size decoder texture with
+    chance ``sharp``), both degraded alike; with ``shared_flicker`` both also get one per-frame whole-clip
+    brightness wobble (:func:`wobble`), so that only flicker confined to the mouth region tells a fake."""
     real = augment(crops, rng)
     whole_draw = bool(rng.random() < whole) if whole > 0 else False  # no draw at 0: earlier recipes unchanged
-    fake = rerender_clip(real, prep, rng, independent=bool(rng.random() < independent), whole=whole_draw)
+    sharp_draw = bool(rng.random() < sharp) if sharp > 0 else False
+    fake = rerender_clip(
+        real, prep, rng, independent=bool(rng.random() < independent), whole=whole_draw, sharp=sharp_draw
+    )
     deg = Degradation.random(rng)
-    return degrade(real, deg), degrade(fake, deg)
+    real, fake = degrade(real, deg), degrade(fake, deg)
+    if shared_flicker:
+        gain, offset = wobble(rng, len(real))
+        g, o = gain[:, None, None], offset[:, None, None]
+        real, fake = (
+            np.clip((c.astype(np.float32) - 128) * g + 128 + o, 0, 255).astype(np.uint8) for c in (real, fake)
+        )
+    return real, fake
