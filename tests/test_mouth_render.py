@@ -101,7 +101,7 @@ def test_training_steps_learn_rerendered_mouths(tmp_path: Path) -> None:
 def detector() -> Detector:
     if not (MODELS / "mouth_render.render_v1.json").exists():
         pytest.skip("mouth_render.render_v1 weights are not built yet")
-    return forensics.create_detector("mouth_render")
+    return forensics.create_detector("mouth_render", weights=str(MODELS / "mouth_render.render_v1.safetensors"))
 
 
 def test_shipped_weights_load(detector: Detector) -> None:
