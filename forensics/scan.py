@@ -210,6 +210,8 @@ def _analyze(path: Path, dets: list[Detector], limits: Limits, sha: str | None =
         return _file_error(path, sha, f"cannot open media ({type(exc).__name__}: {exc})", dets, {})
     results: list[DetectionResult] = [None] * len(dets)  # type: ignore[list-item]
     order = sorted(range(len(dets)), key=lambda i: not dets[i].leads_decoding)
+    for d in dets:
+        d.plan(media)  # what each will read, so that the first decode makes it for all
     fingerprint = Fingerprinter(media)  # from the detectors' memoised frames and audio: nothing decoded twice
     for k, i in enumerate(order):
         if all(dets[j].spec.unit == "audio_window" for j in order[k:]):

@@ -286,6 +286,12 @@ class Detector(ABC):
         """
         return iter(self.units(media))
 
+    def plan(self, media: Any) -> None:
+        """Announce what this detector will read from ``media``, before any detector decodes it, so that the one
+        decoding first makes it in the same pass (``mouth_render``'s crops come from ``lip_sync``'s mouth pass).
+        Called by the scan for every detector of a file; default: nothing."""
+        return None
+
     def context_logits(self, units: list[Unit], logits: np.ndarray) -> np.ndarray:
         """Unit logits revised with context across the units of one file, after the network and before
         calibration (lip_sync averages each window with its neighbours on the same track). Default: as is."""

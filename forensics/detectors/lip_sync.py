@@ -80,12 +80,13 @@ def _interp(ts: np.ndarray, values: np.ndarray, t: float) -> np.ndarray:
     return (1 - a) * values[j - 1] + a * values[j]
 
 
-def _crop_frame(fr: Any, tracks: list, prep: dict[str, Any], reach: float, per: dict[int, dict], arrays: dict) -> None:
-    """Mouth crop of every track that covers luma frame ``fr`` (landmarks interpolated between detections).
+def _crop_frame(fr: Any, tracks: list, reach: float, fps: float, per: dict[tuple, dict], arrays: dict) -> None:
+    """Mouth crops of every track that covers luma frame ``fr`` (landmarks interpolated between detections), one
+    per crop geometry: ``per`` maps each :func:`crop_geometry` to its ``{track: {frame: (crop, box, d)}}``.
 
     ``arrays`` caches each track's times, landmarks and boxes as arrays (rebuilt when it grows).
     """
-    i = round(fr.t * float(prep["fps"]))
+    i = round(fr.t * fps)
     for tr in tracks:
         if not tr.faces[0].t - reach <= fr.t <= tr.faces[-1].t + reach:
             continue
@@ -98,7 +99,33 @@ def _crop_frame(fr: Any, tracks: list, prep: dict[str, Any], reach: float, per: 
         ts, lms, boxes = arrays[tr.id]
         lm, box = _interp(ts, lms, fr.t), _interp(ts, boxes, fr.t)
         d = float(np.linalg.norm((lm[3] + lm[4]) / 2 - (lm[0] + lm[1]) / 2))
-        per.setdefault(tr.id, {})[i] = (mouth_crop(fr.image, lm, prep), box, d)
+        for geometry, got in per.items():
+            got.setdefault(tr.id, {})[i] = (
+                mouth_crop(fr.image, lm, dict(zip(GEOMETRY, geometry, strict=True))),
+                box,
+                d,
+            )
+
+
+GEOMETRY = ("mouth_height", "mouth_width", "mouth_scale", "mouth_shift")  # the preprocessing keys of a crop
+
+
+def crop_geometry(prep: dict[str, Any]) -> tuple:
+    """The crop geometry of ``prep`` (:data:`GEOMETRY`'s values): detectors asking for equal ones share crops."""
+    return tuple(float(prep[k]) for k in GEOMETRY)
+
+
+def _pass_key(prep: dict[str, Any], face_detector: Any) -> tuple:
+    """What one crop pass depends on besides the geometry: the clock, the face sampling and detector, the span."""
+    det = face_detector.cache_key() if face_detector is not None else None
+    return (float(prep["fps"]), float(prep["face_fps"]), float(prep["max_seconds"]), det)
+
+
+def want_mouth_crops(media: Any, prep: dict[str, Any], face_detector: Any) -> None:
+    """Announce, before any detector decodes ``media``, that crops of ``prep``'s geometry will be read: the first
+    :func:`mouth_tracks` pass with the same clock, face sampling, face detector and span crops them too (one
+    decode serves ``lip_sync`` and ``mouth_render``)."""
+    media.memo(("mouth_crops_wanted", _pass_key(prep, face_detector)), set).add(crop_geometry(prep))
 
 
 def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) -> list[MouthTrack]:
@@ -108,25 +135,38 @@ def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) ->
     ``max_seconds`` (bounded time and memory: only the small crops are kept; the evidence states
     the analysed span). When no other detector has tracked the faces yet and the video fits in one
     face sampling, faces and mouths come from one decode (``media.faces_while_streaming``), which
-    leaves the faces and sampled frames memoised for the other detectors.
+    leaves the faces and sampled frames memoised for the other detectors. The pass also crops every
+    geometry announced with :func:`want_mouth_crops`; each geometry's tracks are memoised on the media.
     """
     fps, face_fps, until = float(prep["fps"]), float(prep["face_fps"]), float(prep["max_seconds"])
+    pass_key = _pass_key(prep, face_detector)
+    mine = ("mouth_tracks", pass_key, crop_geometry(prep))
+    if (done := media.memo(mine)) is not None:
+        return done
     n = int(min(np.floor((media.info.duration or 0.0) * fps) + 1, until * fps))
     reach = 1.0 / face_fps
-    per: dict[int, dict[int, tuple[np.ndarray, np.ndarray, float]]] = {}
+    geometries = {crop_geometry(prep)} | media.memo(("mouth_crops_wanted", pass_key), set)
+    per: dict[tuple, dict[int, dict[int, tuple[np.ndarray, np.ndarray, float]]]] = {g: {} for g in geometries}
     arrays: dict = {}
     stream = media.faces_while_streaming(
         fps=fps, max_frames=max(n, 1), face_fps=face_fps, detector=face_detector, until=until
     )
     if stream is not None:
-        _crop_while_tracking(stream, prep, n, per, arrays)
+        _crop_while_tracking(stream, fps, reach, n, per, arrays)
     else:
         faces = media.faces(fps=face_fps, detector=face_detector, until=until, max_frames=int(until * face_fps) + 1)
         tracks = [t for t in faces if t.faces[0].landmarks is not None]
         if tracks:
             for fr in media.iter_frames(fps=fps, max_frames=max(n, 1), gray=True, until=until):
                 if round(fr.t * fps) < n:
-                    _crop_frame(fr, tracks, prep, reach, per, arrays)
+                    _crop_frame(fr, tracks, reach, fps, per, arrays)
+    for geometry, got in per.items():
+        media.memo(("mouth_tracks", pass_key, geometry), lambda got=got: _assemble(got))
+    return media.memo(mine)
+
+
+def _assemble(per: dict[int, dict[int, tuple[np.ndarray, np.ndarray, float]]]) -> list[MouthTrack]:
+    """One geometry's crops by track and frame -> :class:`MouthTrack` list (a dropped frame repeats the last)."""
     out = []
     for tid, got in sorted(per.items()):
         if not got:
@@ -144,7 +184,7 @@ def mouth_tracks(media: Any, prep: dict[str, Any], face_detector: Any = None) ->
     return out
 
 
-def _crop_while_tracking(stream: Any, prep: dict[str, Any], n: int, per: dict[int, dict], arrays: dict) -> None:
+def _crop_while_tracking(stream: Any, fps: float, reach: float, n: int, per: dict[tuple, dict], arrays: dict) -> None:
     """Mouth crops from a one-decode stream of ``(luma frame, face tracker)``.
 
     A luma frame waits (at most ``max_gap`` face samples) until every track that could cover it is
@@ -153,7 +193,6 @@ def _crop_while_tracking(stream: Any, prep: dict[str, Any], n: int, per: dict[in
     """
     from collections import deque
 
-    fps, reach = float(prep["fps"]), 1.0 / float(prep["face_fps"])
     pending: deque = deque()
 
     def settle(tracker: Any, final: bool) -> None:
@@ -162,7 +201,7 @@ def _crop_while_tracking(stream: Any, prep: dict[str, Any], n: int, per: dict[in
             final or (tracker.last_t >= pending[0].t + reach and all(t.faces[-1].t >= pending[0].t for t in live))
         ):
             tracks = [t for t in tracker.tracks if t.faces[0].landmarks is not None]
-            _crop_frame(pending.popleft(), tracks, prep, reach, per, arrays)
+            _crop_frame(pending.popleft(), tracks, reach, fps, per, arrays)
 
     tracker = None
     for luma, tracker in stream:

@@ -6,7 +6,7 @@ import hashlib
 import math
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -533,8 +533,17 @@ class Media:
             cap = self.memo_frames  # the same samples whatever the cap: served by the usual frame memo
         return ("faces", fps, n, cap, until, det.cache_key(), tuple(sorted(kwargs.items()))), det, cap, until
 
+    def memo(self, key: tuple, make: Callable[[], Any] | None = None) -> Any:
+        """A value derived from this file that several detectors share (mouth crops, what they will ask for),
+        memoised under ``("derived", *key)``: made by ``make`` on first use; ``None`` when absent and no ``make``.
+        Dropped with the frames by :meth:`clear`."""
+        k = ("derived", *key)
+        if k not in self._cache and make is not None:
+            self._cache[k] = make()
+        return self._cache.get(k)
+
     def clear(self, *, keep_audio: bool = False) -> None:
-        """Drop memoised frames, faces and (unless ``keep_audio``) audio."""
+        """Drop memoised frames, faces, derived values and (unless ``keep_audio``) audio."""
         for key in [k for k in self._cache if not (keep_audio and k[0] == "audio")]:
             del self._cache[key]
 

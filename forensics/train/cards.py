@@ -492,8 +492,59 @@ def _gan_fingerprint_head(card: dict) -> str:
     return "\n".join(lines)
 
 
+# -- mouth_render --------------------------------------------------------------------------------
+def _mouth_render(card: dict, path: Path) -> str:
+    """mouth_render: the held-out test (talking-head fakes vs unseen real talking heads), per method."""
+    from forensics.weights import sha256_file
+
+    m, cal, prep = card["metrics"], card["calibration"], card["preprocessing"]
+    t = m["held_out_test"]
+    methods = [
+        f"| {k} | {len(v)} | {', '.join(f'{x:.3f}' for x in v)} |" for k, v in t["per_method_file_scores"].items()
+    ]
+    return "\n".join(
+        [
+            f"# {card['name']}",
+            "",
+            "Re-rendered mouth detector: a small CNN (MouthRenderNet, "
+            f"{card['architecture']['args']}) trained from scratch on CPU on real talking heads and re-rendered"
+            f" mouths made from them. Units: {prep['clip_frames']} consecutive grey lower-face crops"
+            f" ({prep['mouth_width']} px, {prep['fps']} frames/s) every {prep['hop_frames']} frames; the file score"
+            " is the most suspicious face track's mean calibrated score.",
+            "",
+            f"- file: `{path.name}`, {path.stat().st_size / 1e6:.2f} MB, sha256 `{sha256_file(path)}`",
+            f"- licence: {card['licence']}",
+            f"- calibration: temperature {cal['temperature']:.3f}, bias {cal['bias']:.3f}, threshold"
+            f" {cal['threshold']:.4f} at FPR {cal['fpr']} ({cal['aggregation']}), window threshold"
+            f" {cal['window_threshold']:.4f}. {cal['note']}",
+            f"- recipe: {json.dumps(card['recipe'])}",
+            "",
+            "## Training data",
+            "",
+            *(f"- {k}: {v}" for k, v in card["training_data"].items()),
+            "",
+            "## Measured (held-out sources; never trained on nor used to choose anything)",
+            "",
+            f"Command: `{m['command']}`. Validation AUC (real clips vs re-renders, validation sources):"
+            f" {m['validation_auc_rerendered_clips']:.3f}.",
+            "",
+            "| real / fake files | file AUC | TPR@1%FPR | real flagged | fake flagged |",
+            "|---|---|---|---|---|",
+            f"| {t['n_real']} / {t['n_fake']} | {t['auc']:.3f} | {t['tpr@0.01fpr']:.2f} | {t['real_flagged']:.0%} |"
+            f" {t['fake_flagged']:.0%} |",
+            "",
+            "| method | files | file scores |",
+            "|---|---|---|",
+            *methods,
+            "",
+            *_notes(card),
+        ]
+    )
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any], Path], str]] = {
     "face_swap": _face_swap,
     "lip_sync": _lip_sync,
     "gan_fingerprint": _gan_fingerprint,
+    "mouth_render": _mouth_render,
 }
