@@ -352,7 +352,30 @@ def lagged_correlation(x: np.ndarray, y: np.ndarray, max_lag: int) -> np.ndarray
 # -- the detector ----------------------------------------------------------------------------
 
 
-class LipSyncDetector(Detector):
+class MouthPassDetector(Detector):
+    """A detector that reads the shared mouth pass (:func:`mouth_tracks`): ``lip_sync`` and ``mouth_render``.
+    Holds the card's MTCNN (``face_max_side`` / ``min_face``), created once and warmed with the weights."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._face_detector: Any = None
+
+    def face_detector(self) -> Any:
+        """The MTCNN face detector at the card's ``face_max_side`` / ``min_face`` (created once)."""
+        if self._face_detector is None:
+            from forensics.media.faces import MTCNNDetector
+
+            p = self.preprocessing
+            self._face_detector = MTCNNDetector(max_side=int(p["face_max_side"]), min_face=int(p["min_face"]))
+        return self._face_detector
+
+    def warm_up(self) -> Detector:
+        super().warm_up()
+        self.face_detector().warm_up()
+        return self
+
+
+class LipSyncDetector(MouthPassDetector):
     """Audio-visual sync per face track and 1 s window; higher = mouth and speech disagree."""
 
     spec = DetectorSpec(
@@ -363,10 +386,6 @@ class LipSyncDetector(Detector):
         aggregation="mean",
         description="two-stream mouth/log-mel sync network: per-window sync confidence and audio-video offset",
     )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._face_detector: Any = None
 
     def build(self, weights: Any) -> Any:
         import torch
@@ -383,21 +402,11 @@ class LipSyncDetector(Detector):
     leads_decoding = True  # one decode gives faces and mouths; face_swap and gan_fingerprint reuse it
     keeps_inputs = False  # the evidence reads the sync curves kept by score_batch, not the inputs
 
-    def face_detector(self) -> Any:
-        """The MTCNN face detector at the card's ``face_max_side`` / ``min_face`` (created once)."""
-        if self._face_detector is None:
-            from forensics.media.faces import MTCNNDetector
-
-            p = self.preprocessing
-            self._face_detector = MTCNNDetector(max_side=int(p["face_max_side"]), min_face=int(p["min_face"]))
-        return self._face_detector
-
     def warm_up(self) -> Detector:
         super().warm_up()
         log_mel(
             np.zeros(int(self.preprocessing["sample_rate"]), np.float32), self.preprocessing
         )  # librosa loads lazily
-        self.face_detector().warm_up()
         return self
 
     def units(self, media: Any) -> list[Unit]:

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from forensics.detectors.base import Detector, DetectorSpec, Unit, calibrate
+from forensics.detectors.base import DetectorSpec, Unit, calibrate
+from forensics.detectors.lip_sync import MouthPassDetector, mouth_tracks, want_mouth_crops
 from forensics.detectors.windows import merged_spans, window_starts
 from forensics.errors import DetectorError, SkipDetection
 
@@ -49,7 +50,7 @@ def clip_units(tracks: list[Any], prep: dict[str, Any]) -> list[Unit]:
     return units
 
 
-class MouthRenderDetector(Detector):
+class MouthRenderDetector(MouthPassDetector):
     """Scores short clips of the lower face per track; higher = the mouth region is re-rendered."""
 
     spec = DetectorSpec(
@@ -61,10 +62,6 @@ class MouthRenderDetector(Detector):
         description="lower-face clip CNN trained on self-made re-rendered mouths (lip-sync, talking-head fakes)",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._face_detector: Any = None
-
     def build(self, weights: Any) -> Any:
         from forensics.nn.mouth_render import MouthRenderNet
 
@@ -75,29 +72,11 @@ class MouthRenderDetector(Detector):
         model.load_state_dict({k: v.float() for k, v in weights.tensors.items()})
         return model
 
-    def face_detector(self) -> Any:
-        """MTCNN at the card's ``face_max_side`` / ``min_face`` (created once; shared faces with ``lip_sync``)."""
-        if self._face_detector is None:
-            from forensics.media.faces import MTCNNDetector
-
-            p = self.preprocessing
-            self._face_detector = MTCNNDetector(max_side=int(p["face_max_side"]), min_face=int(p["min_face"]))
-        return self._face_detector
-
-    def warm_up(self) -> Detector:
-        super().warm_up()
-        self.face_detector().warm_up()
-        return self
-
     def plan(self, media: Any) -> None:
         """Ask for this card's crops from the first mouth pass over ``media`` (``lip_sync``'s, in a scan)."""
-        from forensics.detectors.lip_sync import want_mouth_crops
-
         want_mouth_crops(media, self.preprocessing, self.face_detector())
 
     def units(self, media: Any) -> list[Unit]:
-        from forensics.detectors.lip_sync import mouth_tracks
-
         prep = self.preprocessing
         tracks = mouth_tracks(media, prep, self.face_detector())
         if not tracks:
