@@ -462,3 +462,15 @@ def test_real_clip_shift_raises_the_score(detector: Detector, shared_data: Path)
     assert np.mean(shifted) > np.mean(aligned)
     track_offset = (detector.sync_curves(rows[0.4]).mean(0).argmax() - prep["max_offset_frames"]) / prep["fps"]
     assert abs(track_offset - 0.4) <= 0.08  # the clip's offset, from the window curves averaged over the track
+
+
+def test_offset_pattern_tells_constant_offsets_from_changes() -> None:
+    from forensics.detectors.lip_sync import offset_pattern
+
+    near = 0.08
+    assert offset_pattern(np.array([0.0, 0.04, -0.04, 0.0, 0.2]), near) == {"pattern": "in sync"}
+    const = offset_pattern(np.array([0.4, 0.36, 0.4, 0.44, 0.4, -0.2]), near)
+    assert const["pattern"] == "constant offset" and const["offset_s"] == 0.4
+    spliced = offset_pattern(np.array([0.0, 0.0, 0.04, 0.4, 0.4, 0.36]), near)  # a splice halfway
+    assert spliced["pattern"] == "offset changes" and spliced["windows_at_median_offset"] <= 0.5
+    assert offset_pattern(np.array([0.4, 0.4]), near) == {"pattern": "too short"}

@@ -271,6 +271,23 @@ def posterior_logits(post: np.ndarray) -> np.ndarray:
     return np.log(far) - np.log(np.clip(near, 1e-12, 1.0))
 
 
+def offset_pattern(offsets: np.ndarray, near_s: float, agree: float = 0.8) -> dict[str, Any]:
+    """How one face track's window offsets behave over the file. ``in sync``: at least ``agree`` of them
+    within ``near_s`` of zero; ``constant offset``: that many within ``near_s`` of one non-zero offset (what
+    encoders, broadcast chains and re-uploads leave: evidence, not a manipulation by itself); ``offset
+    changes``: neither (a splice, a dub, a drift, or no stable sync); ``too short`` under 3 windows."""
+    off = np.asarray(offsets, np.float64)
+    if len(off) < 3:
+        return {"pattern": "too short"}
+    med, tol = float(np.median(off)), near_s + 1e-9
+    share = float(np.mean(np.abs(off - med) <= tol))
+    if np.mean(np.abs(off) <= tol) >= agree or (share >= agree and abs(med) <= tol):
+        return {"pattern": "in sync"}
+    if share >= agree:
+        return {"pattern": "constant offset", "offset_s": round(med, 3), "windows_at_offset": round(share, 3)}
+    return {"pattern": "offset changes", "windows_at_median_offset": round(share, 3)}
+
+
 def log_mel(wav: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
     """``n_mels`` x frames log-mel at ``mel_per_frame * fps`` frames per second (float32)."""
     import librosa
@@ -533,6 +550,7 @@ class LipSyncDetector(MouthPassDetector):
                     "confidence": round(float(np.mean(conf[sel])), 4),
                     "track_curve_offset_s": round(float(curves[sel].mean(0).argmax() - m) / fps, 3),
                     "mouth_audio_corr": round(float(corr.mean()), 3),
+                    "offset_pattern": offset_pattern(offsets[sel], NEAR_FRAMES / fps),
                 }
             )  # fmt: skip
         window_threshold = float(self.calibration.get("window_threshold", self.threshold))
@@ -550,6 +568,7 @@ class LipSyncDetector(MouthPassDetector):
             "offset_sign": "positive = audio lags video",
             "analysed_s": [0.0, round(min(duration, float(self.preprocessing["max_seconds"])), 3)],
             "tracks": tracks,
+            "offset_pattern": max(tracks, key=lambda t: t["windows"])["offset_pattern"],  # of the main track
             "windows": windows,
             "window_threshold": round(window_threshold, 4),
             "desync_spans": [{"start": round(a, 3), "end": round(b, 3), "track": t} for a, b, t in spans],
