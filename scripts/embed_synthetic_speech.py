@@ -15,7 +15,7 @@ Variants: ``original``, ``aac64`` (the file re-encoded as :func:`forensics.train
 per file and variant under ``--out``; reruns skip what exists (resumable). A file without speech windows
 gets an empty record (the detector skips it too).
 
-    FORENSICS_HOME=... python scripts/embed_synthetic_speech.py --variants original,aac64,aug1 --out DIR
+    python scripts/embed_synthetic_speech.py --variants original,aac64,aug1 --out runs/speech_features
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ real-only group with it), tested on the ``as_is`` and the ``q75_half`` views, an
 (AUC, EER, TPR@1% FPR) with the mean and worst family. Recipes are ranked by one number fixed in advance:
 the mean over both views of (mean AUC + worst AUC) / 2.
 
-    python scripts/eval_gan_fingerprint_families.py [--cache /work/cache/images/features] [--augment 4]
+    python scripts/eval_gan_fingerprint_families.py [--cache runs/image_features] [--augment 4]
         [--extract-only] [--recipes NAME ...] [--json out.json] [--markdown out.md]
 """
 
@@ -204,7 +204,7 @@ def report(message: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--cache", type=Path, default=Path("/work/cache/images/features"))
+    ap.add_argument("--cache", type=Path, default=Path("runs/image_features"))
     ap.add_argument("--augment", type=int, default=4, help="augmented training views per file")
     ap.add_argument("--extract-only", action="store_true")
     ap.add_argument("--no-extract", action="store_true", help="use what is cached")

@@ -20,7 +20,7 @@ Recipes (``--recipes``, comma-separated; default all):
 Only files cached in every variant a recipe reads are used, the same files for every recipe (``--common``),
 so recipes compare on one set; the counts are printed.
 
-    python scripts/eval_synthetic_speech_families.py [--cache /work/cache/speech/emb] [--tables]
+    python scripts/eval_synthetic_speech_families.py [--cache runs/speech_features] [--tables]
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def fitter(opts: dict[str, Any]) -> tuple[Callable, Callable]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cache", type=Path, default=Path("/work/cache/speech/emb"))
+    ap.add_argument("--cache", type=Path, default=Path("runs/speech_features"))
     ap.add_argument("--recipes", default=",".join(RECIPES))
     ap.add_argument("--no-common", dest="common", action="store_false", help="each recipe on all files it has")
     ap.add_argument("--tables", action="store_true", help="print the per-family table of every recipe")

@@ -96,7 +96,7 @@ def render(card: dict[str, Any], path: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cache", type=Path, default=Path("/work/cache/speech/emb"))
+    ap.add_argument("--cache", type=Path, default=Path("runs/speech_features"))
     ap.add_argument("--features", choices=("lfcc", "aasist"), default="lfcc")
     ap.add_argument("--tag", default="lfcc_lr_v1")
     ap.add_argument("--l2", type=float, default=0.0, help="penalty on the squared weights")
