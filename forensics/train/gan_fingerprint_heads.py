@@ -266,23 +266,16 @@ def out_of_fold_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labels and scores of every fold's test rows of :func:`~forensics.train.families.leave_family_out`,
     pooled (each scored by the model that never saw its family or page): what a head is calibrated on."""
-    from forensics.train.families import folds, leave_family_out
+    from forensics.train.families import leave_family_out
 
+    labels: list[np.ndarray] = []
     scores: list[np.ndarray] = []
 
-    def keep(model: Any, x: np.ndarray) -> np.ndarray:
-        scores.append(score(model, x))
-        return scores[-1]
+    def keep(fold: Any, test: list[Row], s: np.ndarray) -> None:
+        labels.append(np.array([int(r.label == "fake") for r in test]))
+        scores.append(s)
 
-    leave_family_out(rows, features, fit, keep, test_features=test_features)
-    labels = []
-    for fold in folds([r for r in rows if r.file in features]):
-        tr = {r.label for r in fold.train if r.file in features}
-        y = [int(r.label == "fake") for r in fold.test if r.file in test_features]
-        if len(tr) == 2 and len(set(y)) == 2:
-            labels.append(np.array(y))
-    if [len(y) for y in labels] != [len(s) for s in scores]:
-        raise RuntimeError("fold bookkeeping differs from leave_family_out's")
+    leave_family_out(rows, features, fit, score, test_features=test_features, on_scores=keep)
     return np.concatenate(labels), np.concatenate(scores)
 
 
