@@ -19,79 +19,18 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from forensics.detectors.base import calibrate
 from forensics.train.cards import build_card, write_card
-from forensics.train.families import leave_family_out, markdown, summarise_folds
+from forensics.train.families import leave_family_out, summarise_folds
 from forensics.train.manifest import read_manifest
-from forensics.train.speech_head import fit_head, fit_score, head_preprocessing, load_cached
+from forensics.train.speech_head import fit_head, fit_score, head_card_markdown, head_preprocessing, load_cached, platt
 from forensics.weights import load_weights
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BACKBONE = "synthetic_speech.aasist"
-
-
-def platt(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
-    """Temperature and bias of ``P(fake) = sigmoid((logit - bias) / T)`` from out-of-fold logits, and the
-    threshold at 1 % FPR of the real ones."""
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression(C=1e6).fit(logits[:, None], labels)
-    a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
-    cal = {"temperature": 1 / a, "bias": -b / a, "fpr": 0.01, "aggregation": "mean"}
-    cal["threshold"] = float(np.quantile(calibrate(logits[labels == 0], cal), 0.99))
-    return cal
-
-
-def render(card: dict[str, Any], path: Path) -> str:
-    """The Markdown card: what the head is, what it needs, and its per-family tables."""
-    m, cal, arch = card["metrics"], card["calibration"], card["architecture"]
-    kind = "linear" if not arch["args"]["hidden"] else "one-hidden-layer"
-    if arch.get("backbone"):
-        intro = [
-            f"Our {kind} head over the frozen embedding of the published AASIST (`{arch['backbone']}`, MIT, ASVspoof "
-            "2019 LA), one logit per 4.04 s speech window (loudness-normalised to -23 dBFS). This file holds only the "
-            "head; the backbone is installed by the user:",
-            "",
-            "```bash",
-            f"forensics weights get {arch['backbone']}     # or: forensics weights get --from DIR",
-            f"forensics scan DIR --weights {card['name']}",
-            "```",
-            "",
-            "Without the backbone the detector refuses these weights with that command in the error (no score).",
-        ]
-    else:
-        intro = [
-            f"Our {kind} head over the LFCC statistics of each 4 s speech window (mean and standard deviation over "
-            "time of 20 LFCCs with deltas and delta-deltas, `gmm_v1`'s front end, loudness-normalised to -23 dBFS), "
-            "one logit per window, the file score their mean. Self-contained (no published network).",
-        ]
-    o, a = m["summary"]["original"], m["summary"]["aac64"]
-    met = o["mean_eer"] <= 0.10 and o["worst_eer"] <= 0.25 and a["mean_eer"] <= o["mean_eer"] + 0.03
-    goal = "Issue 26 goal (leave-family-out mean EER <= 0.10, worst <= 0.25, within 3 points after AAC 64)"
-    lines = [f"# {card['name']}", "", *intro, "", f"**{goal}: "
-             f"{'met' if met else 'NOT met'}** (mean EER {m['summary']['original']['mean_eer']:.3f}, worst "
-             f"{m['summary']['original']['worst_eer']:.3f}; after AAC 64 kbit/s "
-             f"{m['summary']['aac64']['mean_eer']:.3f} / {m['summary']['aac64']['worst_eer']:.3f}).", ""]  # fmt: skip
-    lines += [
-        f"- file: `{path.name}`, sha256 `{card['sha256']}`",
-        f"- architecture: `{json.dumps(arch)}`",
-        f"- calibration: temperature {cal['temperature']:.4f}, bias {cal['bias']:.4f}, threshold {cal['threshold']:.4f}"
-        f" at FPR {cal['fpr']}, aggregation `{cal['aggregation']}`. {cal['note']}",
-        f"- licence: {card['licence']}",
-        f"- training data: {card['training_data']['files']}; {card['training_data']['source']}",
-        "",
-        f"## Leave-family-out ({m['command']})",
-        "",
-    ]
-    for cond in ("original", "aac64"):
-        lines += [f"### {cond}", "", markdown(m["leave_family_out"][cond]), ""]
-    lines += ["## Recipe", "", *[f"- {k}: {v}" for k, v in card["recipe"].items()], ""]
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -178,7 +117,7 @@ def main() -> None:
     tensors = {k: v.detach().float() for k, v in head.state_dict().items()}
     path = write_card(tensors, card, args.out, markdown=False)
     card = json.loads(path.with_suffix(".json").read_text())
-    path.with_suffix(".md").write_text(render(card, path))
+    path.with_suffix(".md").write_text(head_card_markdown(card, path))
     print(path, json.dumps(card["metrics"]["summary"], indent=1))
 
 

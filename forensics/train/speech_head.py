@@ -10,6 +10,7 @@ by the leave-family-out protocol (``scripts/eval_synthetic_speech_families.py``)
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 
 from forensics.detectors.synthetic_speech import speech_windows
 from forensics.nn.synthetic_speech import EmbeddingHead
+from forensics.train.families import markdown
 from forensics.train.manifest import Row
 
 # The head's windows are the detector's, loudness-normalised like our own networks' (level is no shortcut).
@@ -107,3 +109,61 @@ def fit_score(hidden: int = 0, l2: float = 0.0) -> tuple[Callable[..., Embedding
         return head_logits(head, x.reshape(-1, x.shape[-1])).reshape(x.shape[0], -1).mean(1)
 
     return fit, score
+
+
+def platt(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+    """The head's calibration from out-of-fold file logits: temperature and bias by logistic fit
+    (:func:`~forensics.train.calibration.fit_temperature`), threshold at 1 % of the real files' scores."""
+    from forensics.detectors.base import calibrate
+    from forensics.train.calibration import fit_temperature, threshold_at_fpr
+
+    t, b = fit_temperature(logits, labels)
+    cal = {"temperature": t, "bias": b, "fpr": 0.01, "aggregation": "mean"}
+    return cal | {"threshold": threshold_at_fpr(calibrate(logits[labels == 0], cal), 0.01)}
+
+
+def head_card_markdown(card: dict[str, Any], path: Path) -> str:
+    """The Markdown card: what the head is, what it needs, and its per-family tables."""
+    m, cal, arch = card["metrics"], card["calibration"], card["architecture"]
+    kind = "linear" if not arch["args"]["hidden"] else "one-hidden-layer"
+    if arch.get("backbone"):
+        intro = [
+            f"Our {kind} head over the frozen embedding of the published AASIST (`{arch['backbone']}`, MIT, ASVspoof "
+            "2019 LA), one logit per 4.04 s speech window (loudness-normalised to -23 dBFS). This file holds only the "
+            "head; the backbone is installed by the user:",
+            "",
+            "```bash",
+            f"forensics weights get {arch['backbone']}     # or: forensics weights get --from DIR",
+            f"forensics scan DIR --weights {card['name']}",
+            "```",
+            "",
+            "Without the backbone the detector refuses these weights with that command in the error (no score).",
+        ]
+    else:
+        intro = [
+            f"Our {kind} head over the LFCC statistics of each 4 s speech window (mean and standard deviation over "
+            "time of 20 LFCCs with deltas and delta-deltas, `gmm_v1`'s front end, loudness-normalised to -23 dBFS), "
+            "one logit per window, the file score their mean. Self-contained (no published network).",
+        ]
+    o, a = m["summary"]["original"], m["summary"]["aac64"]
+    met = o["mean_eer"] <= 0.10 and o["worst_eer"] <= 0.25 and a["mean_eer"] <= o["mean_eer"] + 0.03
+    goal = "Issue 26 goal (leave-family-out mean EER <= 0.10, worst <= 0.25, within 3 points after AAC 64)"
+    lines = [f"# {card['name']}", "", *intro, "", f"**{goal}: "
+             f"{'met' if met else 'NOT met'}** (mean EER {m['summary']['original']['mean_eer']:.3f}, worst "
+             f"{m['summary']['original']['worst_eer']:.3f}; after AAC 64 kbit/s "
+             f"{m['summary']['aac64']['mean_eer']:.3f} / {m['summary']['aac64']['worst_eer']:.3f}).", ""]  # fmt: skip
+    lines += [
+        f"- file: `{path.name}`, sha256 `{card['sha256']}`",
+        f"- architecture: `{json.dumps(arch)}`",
+        f"- calibration: temperature {cal['temperature']:.4f}, bias {cal['bias']:.4f}, threshold {cal['threshold']:.4f}"
+        f" at FPR {cal['fpr']}, aggregation `{cal['aggregation']}`. {cal['note']}",
+        f"- licence: {card['licence']}",
+        f"- training data: {card['training_data']['files']}; {card['training_data']['source']}",
+        "",
+        f"## Leave-family-out ({m['command']})",
+        "",
+    ]
+    for cond in ("original", "aac64"):
+        lines += [f"### {cond}", "", markdown(m["leave_family_out"][cond]), ""]
+    lines += ["## Recipe", "", *[f"- {k}: {v}" for k, v in card["recipe"].items()], ""]
+    return "\n".join(lines)
