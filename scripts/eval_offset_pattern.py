@@ -46,7 +46,7 @@ def main() -> None:
             "dubbed (another clip's speech)": np.resize(other, len(clip.wav)),
         }
         for name, wav in audio.items():
-            res = le._detect_with(det, clip, wav, name, print)
+            res = le.detect_with(det, clip, wav, name, print)
             pattern = res.evidence["offset_pattern"]["pattern"] if res else f"not scored ({res})"
             conditions.setdefault(name, Counter())[pattern] += 1
             print(f"{clip.name[:50]:50} {name:32} {pattern} {res.evidence['offset_pattern'] if res else ''}")

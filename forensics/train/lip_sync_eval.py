@@ -45,7 +45,7 @@ def _window_threshold(det: Any) -> float:
     return float(det.calibration.get("window_threshold", det.threshold))
 
 
-def _detect_with(det: Any, clip: Clip, wav: np.ndarray, what: str, log: Log) -> Any:
+def detect_with(det: Any, clip: Clip, wav: np.ndarray, what: str, log: Log) -> Any:
     """``det.detect`` on the clip's frames with ``wav`` as its audio; ``None`` (reported) unless it scored."""
     clip.media.replace_audio(wav, int(det.preprocessing["sample_rate"]))
     res = det.detect(clip.media)
@@ -78,7 +78,7 @@ def shift_test(det: Any, clips: list[Clip], log: Log) -> tuple[dict[str, Any], d
         own = None  # the recording's own offset, from the first pass (own audio)
         for shift in (0.0, *SHIFTS):
             t0 = time.perf_counter()
-            res = _detect_with(det, clip, shift_wav(clip.wav, shift, sr), f"shift {shift:+.1f}", log)
+            res = detect_with(det, clip, shift_wav(clip.wav, shift, sr), f"shift {shift:+.1f}", log)
             offs = np.array([w["offset_s"] for w in res.evidence["windows"]]) if res else None
             if shift == 0:
                 took = (time.perf_counter() - t0) / (clip.media.info.duration or 1.0)
@@ -134,7 +134,7 @@ def dub_test(det: Any, clips: list[Clip], log: Log, own_audio: dict[str, Any]) -
     files: dict[str, list] = {"score": [], "label": []}
     for i, clip in enumerate(clips):
         dubbed = np.resize(clips[(i + 1) % len(clips)].wav, len(clip.wav))  # repeated or cut to this length
-        for label, res in ((0, own_audio[clip.name][0]), (1, _detect_with(det, clip, dubbed, "dubbed", log))):
+        for label, res in ((0, own_audio[clip.name][0]), (1, detect_with(det, clip, dubbed, "dubbed", log))):
             if res is None:
                 continue
             flags[label] += [seg.score >= wthr for seg in res.segments]
@@ -162,7 +162,7 @@ def splice_test(det: Any, clips: list[Clip], log: Log, shift: float = 0.4) -> di
     for clip in clips:
         half = len(clip.wav) // 2
         spliced = np.concatenate([clip.wav[:half], shift_wav(clip.wav, shift, sr)[half:]])
-        res = _detect_with(det, clip, spliced, "spliced", log)
+        res = detect_with(det, clip, spliced, "spliced", log)
         if res is None:
             continue
         t = half / sr
@@ -195,7 +195,7 @@ def drift_test(det: Any, clips: list[Clip], log: Log, own: dict[str, Any], rate:
     for clip in clips:
         n = len(clip.wav)
         drifted = np.interp(np.arange(n) * (1.0 - rate), np.arange(n), clip.wav).astype(np.float32)
-        res = _detect_with(det, clip, drifted, f"drift {rate} s/s", log)
+        res = detect_with(det, clip, drifted, f"drift {rate} s/s", log)
         if res is None:
             continue
         for seg, w in zip(res.segments, res.evidence["windows"], strict=True):
@@ -232,7 +232,7 @@ def burst_test(det: Any, clips: list[Clip], log: Log, seconds: tuple[float, ...]
                 other = shift_wav(clip.wav, 0.4, sr) if kind == "shifted" else np.resize(clips[i - 1].wav, n)
                 burst = clip.wav.copy()
                 burst[a:b] = other[a:b]
-                res = _detect_with(det, clip, burst, f"{length:g} s {kind} burst", log)
+                res = detect_with(det, clip, burst, f"{length:g} s {kind} burst", log)
                 if res is None:
                     continue
                 t0, t1 = a / sr, b / sr
