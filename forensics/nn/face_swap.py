@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 
 
-def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution, batch norm, ReLU."""
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
     )
+
+
+def halving_stages(widths: list[int]) -> list[nn.Module]:
+    """After a stem of ``widths[0]`` channels: one stage per further width, a stride-2 and a stride-1 ``conv_bn``."""
+    layers: list[nn.Module] = []
+    for cin, w in pairwise(widths):
+        layers += [conv_bn(cin, w, stride=2), conv_bn(w, w)]
+    return layers
 
 
 class FaceSwapNet(nn.Module):
@@ -22,14 +33,9 @@ class FaceSwapNet(nn.Module):
     def __init__(self, widths: tuple[int, ...] | list[int] = (24, 32, 64, 128, 256), dropout: float = 0.2) -> None:
         super().__init__()
         widths = list(widths)
-        layers: list[nn.Module] = [_conv_bn(3, widths[0])]
-        cin = widths[0]
-        for w in widths[1:]:
-            layers += [_conv_bn(cin, w, stride=2), _conv_bn(w, w)]
-            cin = w
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(conv_bn(3, widths[0]), *halving_stages(widths))
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(cin, 1)
+        self.head = nn.Linear(widths[-1], 1)
 
     def classify(self, feats: torch.Tensor) -> torch.Tensor:
         """Logits from the last feature map (split out so Grad-CAM can hook the features)."""

@@ -5,11 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-    )
+from forensics.nn.face_swap import halving_stages
 
 
 class MouthRenderNet(nn.Module):
@@ -26,18 +22,14 @@ class MouthRenderNet(nn.Module):
         super().__init__()
         widths = list(widths)
         self.frames = frames
-        layers: list[nn.Module] = [
+        self.features = nn.Sequential(
             nn.Conv2d(2 * frames - 1, widths[0], 4, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
-        ]
-        cin = widths[0]
-        for w in widths[1:]:
-            layers += [_conv_bn(cin, w, stride=2), _conv_bn(w, w)]
-            cin = w
-        self.features = nn.Sequential(*layers)
+            *halving_stages(widths),
+        )
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * cin, 1)
+        self.head = nn.Linear(2 * widths[-1], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: N x frames x H x W standardised clips -> N logits."""
