@@ -200,7 +200,7 @@ def test_offset_hmm_card_reads_each_track_apart_in_time_order(
     from forensics.detectors.base import Unit
 
     det = detector
-    prep = dict(det.preprocessing, smoothing="offset_hmm", hmm_beta=7.0, hmm_switch=0.5)
+    prep = dict(det.preprocessing, smoothing="offset_hmm", hmm_beta=7.0, hmm_switch=0.5, offset_reference="zero")
     monkeypatch.setitem(det.card, "preprocessing", prep)
     spec = [(2.0, 0, 10), (0.0, 0, 0), (1.0, 0, 0), (3.0, 0, 10), (0.0, 1, -5), (0.5, 0, 0), (1.5, 0, 10)]
     units = [Unit(np.zeros(1), s, s + 1, track=t, extra={"curve": _peaked(o), "corr_zero": 0.0, "corr_best_lag": 0})
@@ -213,6 +213,57 @@ def test_offset_hmm_card_reads_each_track_apart_in_time_order(
     assert (logits[[0, 3, 4, 6]] > 0).all() and (logits[[1, 2, 5]] < 0).all()
     alone = det.context_logits(units[:4] + units[5:], np.zeros(len(units) - 1))
     assert np.allclose(alone, np.delete(logits, 4))  # track 1 does not touch track 0
+
+
+def test_track_reference_reads_a_steady_offset_as_in_sync_but_not_a_weak_one_or_a_splice() -> None:
+    from forensics.detectors.lip_sync import offset_posterior, posterior_logits, track_reference
+
+    def read(curves: np.ndarray) -> tuple[int, dict, np.ndarray]:
+        post = offset_posterior(curves, beta=7.0, switch=0.5)
+        ref, pattern = track_reference(post, curves, 25.0, agree=0.8, min_confidence=0.08)
+        return ref, pattern, posterior_logits(post, ref)
+
+    ref, pattern, lg = read(np.stack([_peaked(10)] * 8))  # the whole recording 0.4 s late
+    assert ref == 10 and pattern["pattern"] == "constant offset" and pattern["offset_s"] == 0.4
+    assert (lg < 0).all() and (
+        posterior_logits(offset_posterior(np.stack([_peaked(10)] * 8), beta=7.0, switch=0.5)) > 0
+    ).all()
+    ref, pattern, lg = read(np.stack([_peaked(10, height=0.05)] * 8))  # the same offset, too weak: a chance lock
+    assert ref == 0 and pattern["pattern"] == "offset changes" and (lg > 0).all()
+    ref, pattern, lg = read(np.stack([_peaked(0)] * 5 + [_peaked(10)] * 5))  # a splice: read against zero
+    assert ref == 0 and pattern["pattern"] == "offset changes" and (lg[:5] < 0).all() and (lg[5:] > 0).all()
+    ref, pattern, lg = read(np.stack([_peaked(6)] * 8 + [_peaked(-6)] * 2))  # steady, then a break from it
+    assert ref == 6 and pattern["pattern"] == "constant offset" and (lg[:8] < 0).all() and (lg[8:] > 0).all()
+
+
+def test_steady_offset_card_scores_against_the_track_and_keeps_the_zero_offset_score(
+    detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``offset_reference: track``: a track shifted as a whole scores like an aligned one, a constant offset is
+    evidence, and each window keeps its score against zero offset."""
+    from forensics.detectors.base import Unit
+
+    det = detector
+    prep = dict(det.preprocessing, smoothing="offset_hmm", hmm_beta=7.0, hmm_switch=0.5, offset_reference="zero")
+    steady = dict(prep, offset_reference="track", steady_share=0.8, steady_confidence=0.08)
+
+    def units() -> list:
+        return [Unit(np.zeros(1), s, s + 1, track=0, extra={"curve": _peaked(10), "corr_zero": 0.0, "corr_best_lag": 0})
+                for s in range(6)]  # fmt: skip
+
+    media = type("M", (), {"info": type("I", (), {"duration": 7.0})})()
+    monkeypatch.setitem(det.card, "preprocessing", prep)
+    u0 = units()
+    zero = det.context_logits(u0, np.zeros(6))
+    monkeypatch.setitem(det.card, "preprocessing", steady)
+    u1 = units()
+    rel = det.context_logits(u1, np.zeros(6))
+    assert (zero > 0).all() and (rel < 0).all()
+    assert det.file_score(rel, [0] * 6)[0] < det.threshold <= det.file_score(zero, [0] * 6)[0]
+    ev = det.evidence(media, u1, rel)
+    assert ev["offset_pattern"]["pattern"] == "constant offset" and ev["tracks"][0]["reference_offset_s"] == 0.4
+    assert ev["desync_spans"] == [] and ev["signal"] == "sync break"
+    assert [w["zero_offset_score"] for w in ev["windows"]] == pytest.approx(det.file_score(zero, [0] * 6)[1], abs=1e-4)
 
 
 def test_window_starts_cover_the_run() -> None:
@@ -417,6 +468,21 @@ def test_skips_a_tiny_face(detector: Detector, tmp_path: Path) -> None:
         frames.append(canvas)
     res = detector.detect(write_video(tmp_path / "small.mp4", frames, audio="speech"))
     assert res.status == "skipped" and ("too small" in res.reason or "no face" in res.reason)
+
+
+def test_too_few_windows_to_tell_a_steady_offset_skip_on_a_steady_offset_card(
+    detector: Detector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two windows cannot say whether an offset is a re-encode's or a sync break: skipped with that reason on a
+    card that reads offsets against the track's steady one; read against zero offset, they are scored."""
+    path = write_video(tmp_path / "short.mp4", seconds=1.3, audio="speech")
+    steady = dict(detector.preprocessing, smoothing="offset_hmm", hmm_beta=7.0, hmm_switch=0.5)
+    monkeypatch.setitem(detector.card, "preprocessing", steady | {"offset_reference": "track"})
+    res = detector.detect(path)
+    assert res.status == "skipped" and "too few to tell a steady audio offset" in res.reason and res.score is None
+    monkeypatch.setitem(detector.card, "preprocessing", steady | {"offset_reference": "zero"})
+    res = detector.detect(path)
+    assert res.status == "ok" and len(res.segments) == 2
 
 
 def test_skips_images(detector: Detector, media_dir: Path) -> None:

@@ -40,6 +40,8 @@ from forensics.errors import DetectorError, MediaError, SkipDetection
 
 # -- preprocessing shared by scanning and training -----------------------------------------
 
+MIN_TRACK_WINDOWS = 3  # fewer windows on a track cannot say whether its offset is steady
+
 
 def mouth_crop(image: np.ndarray, landmarks: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
     """A level grey ``mouth_height`` x ``mouth_width`` uint8 crop around the mouth.
@@ -261,31 +263,55 @@ def offset_posterior(curves: np.ndarray, *, beta: float, switch: float) -> np.nd
     return post / post.sum(axis=1, keepdims=True)
 
 
-def posterior_logits(post: np.ndarray) -> np.ndarray:
-    """``log P(|offset| > NEAR_FRAMES) - log P(|offset| <= NEAR_FRAMES)`` per row of an ``N x K`` posterior."""
+def posterior_logits(post: np.ndarray, reference: int = 0) -> np.ndarray:
+    """``log P(|offset - reference| > NEAR_FRAMES) - log P(|offset - reference| <= NEAR_FRAMES)`` per row of an
+    ``N x K`` posterior (``reference`` in frames, 0 = the column in the middle)."""
     from forensics.nn.lip_sync import NEAR_FRAMES
 
-    m = post.shape[1] // 2
-    near = post[:, m - NEAR_FRAMES : m + NEAR_FRAMES + 1].sum(1)
+    c = post.shape[1] // 2 + int(reference)
+    near = post[:, max(0, c - NEAR_FRAMES) : c + NEAR_FRAMES + 1].sum(1)
     far = np.clip(1.0 - near, 1e-12, 1.0)
     return np.log(far) - np.log(np.clip(near, 1e-12, 1.0))
 
 
-def offset_pattern(offsets: np.ndarray, near_s: float, agree: float = 0.8) -> dict[str, Any]:
+def offset_pattern(
+    offsets: np.ndarray, near_s: float, agree: float = 0.8, confidence: float | None = None, min_confidence: float = 0.0
+) -> dict[str, Any]:
     """How one face track's window offsets behave over the file. ``in sync``: at least ``agree`` of them
     within ``near_s`` of zero; ``constant offset``: that many within ``near_s`` of one non-zero offset (what
     encoders, broadcast chains and re-uploads leave: evidence, not a manipulation by itself); ``offset
-    changes``: neither (a splice, a dub, a drift, or no stable sync); ``too short`` under 3 windows."""
+    changes``: neither (a splice, a dub, a drift, or no stable sync); ``too short`` under
+    :data:`MIN_TRACK_WINDOWS` windows.
+    ``confidence`` (the track's mean sync confidence at its median offset), when given, must reach
+    ``min_confidence`` for ``constant offset``: a dub can settle on one offset by chance, weakly."""
     off = np.asarray(offsets, np.float64)
-    if len(off) < 3:
+    if len(off) < MIN_TRACK_WINDOWS:
         return {"pattern": "too short"}
     med, tol = float(np.median(off)), near_s + 1e-9
     share = float(np.mean(np.abs(off - med) <= tol))
     if np.mean(np.abs(off) <= tol) >= agree or (share >= agree and abs(med) <= tol):
         return {"pattern": "in sync"}
-    if share >= agree:
+    if share >= agree and (confidence is None or confidence >= min_confidence):
         return {"pattern": "constant offset", "offset_s": round(med, 3), "windows_at_offset": round(share, 3)}
     return {"pattern": "offset changes", "windows_at_median_offset": round(share, 3)}
+
+
+def track_reference(
+    post: np.ndarray, curves: np.ndarray, fps: float, *, agree: float = 0.8, min_confidence: float = -np.inf
+) -> tuple[int, dict[str, Any]]:
+    """One track's reference offset in frames and its :func:`offset_pattern`, from its windows' offset
+    posteriors and raw sync curves. The reference is the windows' median most-probable offset when the track
+    is ``in sync`` or at a ``constant offset`` (mean confidence there, the curve at that offset minus the
+    curve's median, at least ``min_confidence``), else 0. The pattern carries that ``confidence``."""
+    from forensics.nn.lip_sync import NEAR_FRAMES
+
+    m = post.shape[1] // 2
+    best = post.argmax(1) - m
+    ref = round(float(np.median(best)))
+    conf = float(np.mean(curves[:, m + ref] - np.median(curves, axis=1)))
+    pattern = offset_pattern(best / fps, NEAR_FRAMES / fps, agree, conf, min_confidence)
+    steady = pattern["pattern"] in ("in sync", "constant offset")
+    return (ref if steady else 0), pattern | {"confidence": round(conf, 4)}
 
 
 def log_mel(wav: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
@@ -399,7 +425,7 @@ class LipSyncDetector(MouthPassDetector):
         name="lip_sync",
         kinds=("video",),
         unit="av_window",
-        default_weights="sync_v8",
+        default_weights="sync_v9",
         aggregation="mean",
         description="two-stream mouth/log-mel sync network: per-window sync confidence and audio-video offset",
     )
@@ -469,6 +495,12 @@ class LipSyncDetector(MouthPassDetector):
                 )  # fmt: skip
         if not units:
             raise SkipDetection(f"no window of {wf / fps:.1f} s with both a visible mouth and speech")
+        most = max(sum(u.track == t.track for u in units) for t in big)
+        if prep.get("offset_reference", "zero") == "track" and most < MIN_TRACK_WINDOWS:
+            raise SkipDetection(
+                f"at most {most} window(s) of speech with a visible mouth on one face track: too few to tell a"
+                f" steady audio offset (a re-encode) from a sync break (needs {MIN_TRACK_WINDOWS})"
+            )
         return units
 
     def sync_curves(self, xs: np.ndarray) -> np.ndarray:
@@ -495,8 +527,12 @@ class LipSyncDetector(MouthPassDetector):
         evidence's confidence). ``"offset_hmm"``: the logit is log P(offset beyond ``NEAR_FRAMES``) minus
         log P(within it) under :func:`offset_posterior` over all the track's windows (card ``hmm_beta``,
         ``hmm_switch``), and the posterior stays on the unit (``extra["posterior"]``: the evidence's
-        offsets). ``"curves"``: the logit is read from the averaged curve. ``"logits"`` (older cards):
-        the windows' own logits are averaged.
+        offsets). With ``offset_reference: "track"`` the offset is measured from the track's own steady
+        offset instead of zero (:func:`track_reference`: in sync, or one constant offset held by most
+        windows with enough confidence): a whole recording shifted by an encoder or a re-upload is not
+        out of sync, a splice or dub away from that offset is; the logit against zero stays on the unit
+        (``extra["zero_offset_logit"]``). ``"curves"``: the logit is read from the averaged curve.
+        ``"logits"`` (older cards): the windows' own logits are averaged.
         """
         import torch
 
@@ -510,13 +546,24 @@ class LipSyncDetector(MouthPassDetector):
             post = np.empty(raw.shape, np.float64)
             for idx in track_order(units):
                 post[idx] = offset_posterior(raw[idx], beta=float(prep["hmm_beta"]), switch=float(prep["hmm_switch"]))
-            for u, q in zip(units, post, strict=True):
-                u.extra["posterior"] = q
-            return posterior_logits(post).astype(np.float32)
+            logits = posterior_logits(post)
+            for u, q, z in zip(units, post, logits, strict=True):
+                u.extra["posterior"], u.extra["zero_offset_logit"] = q, z
+            if prep.get("offset_reference", "zero") == "track":
+                for idx in track_order(units):
+                    ref, _ = track_reference(post[idx], raw[idx], float(prep["fps"]), **self._steady())
+                    logits[idx] = posterior_logits(post[idx], ref)
+            return logits.astype(np.float32)
         if smoothing != "curves":
             return smooth_windows(units, logits, int(prep.get("smooth_windows", 1))).astype(np.float32)
         with torch.inference_mode():
             return self.model.logit_from_curve(torch.from_numpy(curves)).float().numpy()
+
+    def _steady(self) -> dict[str, float]:
+        """:func:`track_reference`'s thresholds from the card (older cards: any confidence)."""
+        prep = self.preprocessing
+        share, confidence = prep.get("steady_share", 0.8), prep.get("steady_confidence", -np.inf)
+        return {"agree": float(share), "min_confidence": float(confidence)}
 
     def evidence(self, media: Any, units: list[Unit], logits: np.ndarray) -> dict[str, Any]:
         from forensics.nn.lip_sync import NEAR_FRAMES
@@ -540,19 +587,30 @@ class LipSyncDetector(MouthPassDetector):
         if post is not None:  # how sure each offset is: posterior mass within NEAR_FRAMES of it
             for w, q, b in zip(windows, post, best, strict=True):
                 w["offset_probability"] = round(float(q[max(0, b - NEAR_FRAMES) : b + NEAR_FRAMES + 1].sum()), 4)
+        by_track = self.preprocessing.get("offset_reference", "zero") == "track"
+        if by_track:  # the window read against zero offset, beside its score against the track's reference
+            zero = calibrate(np.array([u.extra["zero_offset_logit"] for u in units]), self.calibration)
+            for w, z in zip(windows, zero, strict=True):
+                w["zero_offset_score"] = round(float(z), 4)
         tracks = []
-        for tid in sorted({u.track for u in units}):
-            sel = np.array([u.track == tid for u in units])
-            corr = np.array([u.extra["corr_zero"] for u, s in zip(units, sel, strict=True) if s])
-            tracks.append(
-                {
-                    "track": tid, "windows": int(sel.sum()), "offset_s": round(float(np.median(offsets[sel])), 3),
-                    "confidence": round(float(np.mean(conf[sel])), 4),
-                    "track_curve_offset_s": round(float(curves[sel].mean(0).argmax() - m) / fps, 3),
-                    "mouth_audio_corr": round(float(corr.mean()), 3),
-                    "offset_pattern": offset_pattern(offsets[sel], NEAR_FRAMES / fps),
-                }
-            )  # fmt: skip
+        for idx in track_order(units):
+            sel = np.zeros(len(units), bool)
+            sel[idx] = True
+            corr = np.array([units[i].extra["corr_zero"] for i in idx])
+            track = {
+                "track": units[idx[0]].track, "windows": len(idx), "offset_s": round(float(np.median(offsets[sel])), 3),
+                "confidence": round(float(np.mean(conf[sel])), 4),
+                "track_curve_offset_s": round(float(curves[sel].mean(0).argmax() - m) / fps, 3),
+                "mouth_audio_corr": round(float(corr.mean()), 3),
+            }  # fmt: skip
+            if post is None:
+                track["offset_pattern"] = offset_pattern(offsets[sel], NEAR_FRAMES / fps)
+            else:
+                raw = np.stack([units[i].extra["curve"] for i in idx])
+                ref, track["offset_pattern"] = track_reference(post[idx], raw, fps, **self._steady())
+                if by_track:
+                    track["reference_offset_s"] = round(ref / fps, 3)
+            tracks.append(track)
         window_threshold = float(self.calibration.get("window_threshold", self.threshold))
         flagged = calibrate(logits, self.calibration) >= window_threshold
         spans: list[list[float]] = []
@@ -565,6 +623,7 @@ class LipSyncDetector(MouthPassDetector):
                 spans.append([u.start, u.end, u.track])
         duration = media.info.duration or 0.0
         return {
+            "signal": "sync break",
             "offset_sign": "positive = audio lags video",
             "analysed_s": [0.0, round(min(duration, float(self.preprocessing["max_seconds"])), 3)],
             "tracks": tracks,

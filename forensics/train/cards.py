@@ -192,6 +192,13 @@ def _shift_line(r: dict) -> str:
         f" aligned {r['aligned_windows_flagged_rate']:.1%}; **the window score that flags 5% of aligned windows flags"
         f" {r['shifted_windows_flagged_at_that_threshold']:.1%} of shifted ones**; shifted vs aligned files AUC"
         f" {r['files_shifted_vs_aligned']['auc']:.3f}"
+        + (
+            f"; files flagged at the card's threshold: shifted as a whole {r['shifted_files_flagged_rate']:.1%},"
+            f" aligned {r['aligned_files_flagged_rate']:.1%}; shifted files described as a constant offset"
+            f" {r['shifted_files_constant_offset_rate']:.1%}"
+            if "shifted_files_flagged_rate" in r
+            else ""
+        )
     )
 
 
@@ -237,6 +244,15 @@ def _context_text(prep: dict, rule: str) -> str:
             " The estimated offset is the most probable one (evidence `offset_probability`: its posterior mass"
             " within 0.08 s), the logit log P(|offset| > 0.08 s) - log P(|offset| <= 0.08 s) (higher = out of"
             f" sync), the confidence max - median of the curve averaged over {smooth} windows."
+            + (
+                " Offsets are measured from the track's steady offset, not from zero, when it has one (in sync, or"
+                f" one offset held by {prep['steady_share']:.0%} of its windows with mean confidence >="
+                f" {prep['steady_confidence']:g}): a whole recording shifted by an encoder or a re-upload is reported"
+                " as a constant offset (evidence `offset_pattern`), not scored as out of sync; each window's score"
+                " against zero offset stays in the evidence (`zero_offset_score`)."
+                if prep.get("offset_reference") == "track"
+                else ""
+            )
         )
     head = (
         " gives the estimated offset (argmax), the confidence (max - median) and the logit"
