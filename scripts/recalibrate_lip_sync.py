@@ -16,11 +16,13 @@ logits through the full detector pipeline.
     python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v4 --source lip_sync.sync_s1 \\
         --source lip_sync.sync_s2 --source lip_sync.sync_s3 --source lip_sync.sync_s4 --tag sync_v7
     python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v7 --smoothing offset_hmm --hmm-beta 7 \\
-        --hmm-switch 0.5 --variants original crf23 crf32 half aac64 --tag sync_v8  # shipped
+        --hmm-switch 0.5 --variants original crf23 crf32 half aac64 --tag sync_v8
+    python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v8 --smoothing offset_hmm --hmm-beta 7 \\
+        --hmm-switch 0.5 --variants original crf23 crf32 half aac64 --steady-confidence 0.08 --tag sync_v9  # shipped
 
 A source is any weights with a trained network (sync_v4, v5 and v6 share one; they are in the repository's
 history: ``git show 44f8d76:models/lip_sync.sync_v4.safetensors > v4.safetensors``, ``2870ed4:...sync_v5``,
-``642df8f:...sync_v6``, ``2afb6ab:...sync_v7``).
+``642df8f:...sync_v6``, ``2afb6ab:...sync_v7``, ``d83ee6c:...sync_v8``).
 
 Calibration data: the held-out real clips listed in the card (never trained on), as they are and re-encoded
 as ``--variants`` says (``forensics.train.reencode``), with their own audio (negatives) and with the audio
@@ -63,6 +65,13 @@ def main() -> None:
     ap.add_argument("--hmm-beta", type=float, default=7.0, help="offset_hmm: log-likelihood per unit of similarity")
     ap.add_argument("--hmm-switch", type=float, default=0.5, help="offset_hmm: chance the offset jumps between windows")
     ap.add_argument("--logit-rule", choices=LOGIT_RULES, default="far_near_gap")
+    ap.add_argument(
+        "--steady-confidence",
+        type=float,
+        default=None,
+        help="offset_hmm: read windows against their track's steady offset when its mean confidence reaches this",
+    )
+    ap.add_argument("--steady-share", type=float, default=0.8, help="share of windows that make an offset steady")
     ap.add_argument("--tag", required=True, help="the new weights' tag (lip_sync.<tag> in models/)")
     ap.add_argument(
         "--variants",
@@ -77,6 +86,7 @@ def main() -> None:
         ls.recalibrate(
             sources, args.data, ROOT / "models", tag=args.tag, smooth=args.smooth, smoothing=args.smoothing,
             hmm_beta=args.hmm_beta, hmm_switch=args.hmm_switch, logit_rule=args.logit_rule, variants=args.variants,
+            steady_confidence=args.steady_confidence, steady_share=args.steady_share,
             log=functools.partial(print, flush=True),
         )  # fmt: skip
     except ForensicsError as exc:  # sources that cannot be averaged

@@ -45,6 +45,13 @@ def _window_threshold(det: Any) -> float:
     return float(det.calibration.get("window_threshold", det.threshold))
 
 
+def zero_offset_scores(res: Any) -> list[float]:
+    """Each window's score against zero offset: the shift test's measure. Cards that read windows against
+    their track's steady offset keep it in the evidence (``zero_offset_score``); on others it is the
+    segment score."""
+    return [w.get("zero_offset_score", seg.score) for seg, w in zip(res.segments, res.evidence["windows"], strict=True)]
+
+
 def detect_with(det: Any, clip: Clip, wav: np.ndarray, what: str, log: Log) -> Any:
     """``det.detect`` on the clip's frames with ``wav`` as its audio; ``None`` (reported) unless it scored."""
     clip.media.replace_audio(wav, int(det.preprocessing["sample_rate"]))
@@ -60,9 +67,10 @@ def shift_test(det: Any, clips: list[Clip], log: Log) -> tuple[dict[str, Any], d
 
     Per speech window: is a shift detected (|offset| > 0.08 s), the offset error (against the shift, and
     against the shift plus the recording's own offset: its median with its own audio; reported as the
-    median and the share <= 0.08 s), is the window flagged (score >= the card's window threshold, else its
-    file threshold); and the window score that flags 5 % of these clips' own aligned windows, and the share
-    of shifted windows above it.
+    median and the share <= 0.08 s), is the window flagged (its score against zero offset >= the card's
+    window threshold, else its file threshold); and the window score that flags 5 % of these clips' own
+    aligned windows, and the share of shifted windows above it. Per file: flagged at the card's threshold
+    (shifted as a whole and aligned) and, when shifted, described as a ``constant offset``.
     Also returns, per clip, the result with its own audio (``None`` unless it scored), the compute per
     second of video of that pass (the first on a fresh clip decodes its frames) and the recording's own
     offset (median window offset with its own audio): ``{name: (result, seconds, offset or None)}``.
@@ -86,7 +94,7 @@ def shift_test(det: Any, clips: list[Clip], log: Log) -> tuple[dict[str, Any], d
                 own_audio[clip.name] = (res, took, own)
             if res is None:
                 continue
-            wscores = [s.score for s in res.segments]
+            wscores = zero_offset_scores(res)
             flags = np.array([s >= wthr for s in wscores])
             if shift == 0:
                 win["s0"] += wscores
@@ -101,7 +109,9 @@ def shift_test(det: Any, clips: list[Clip], log: Log) -> tuple[dict[str, Any], d
                 win["s_shift"] += wscores
             files["score"].append(res.score)
             files["label"].append(int(shift != 0))
+            files.setdefault("pattern", []).append(res.evidence["offset_pattern"]["pattern"])
         log(f"  {clip.name}: done")
+    shifted_files = np.array(files["label"]) == 1
     thr5 = float(np.quantile(win["s0"], 0.95))
     summary = {
         "clips": len(clips),
@@ -117,6 +127,11 @@ def shift_test(det: Any, clips: list[Clip], log: Log) -> tuple[dict[str, Any], d
         "aligned_windows_flagged_rate": float(np.mean(win["flag0"])),
         "aligned_windows_offset_gt_0.08s_rate": float(np.mean(np.array(win["off0"]) > 0.08)),
         "files_shifted_vs_aligned": summarize(np.array(files["label"]), np.array(files["score"])),
+        "shifted_files_flagged_rate": float(np.mean(np.array(files["score"])[shifted_files] >= det.threshold)),
+        "aligned_files_flagged_rate": float(np.mean(np.array(files["score"])[~shifted_files] >= det.threshold)),
+        "shifted_files_constant_offset_rate": float(
+            np.mean(np.array(files["pattern"])[shifted_files] == "constant offset")
+        ),
         "window_threshold_at_5%_aligned_flagged": thr5,
         "shifted_windows_flagged_at_that_threshold": float(np.mean(np.array(win["s_shift"]) > thr5)),
     }
