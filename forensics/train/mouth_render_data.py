@@ -59,6 +59,7 @@ def rerender_clip(
     independent: bool = True,
     whole: bool = False,
     sharp: bool = False,
+    painted: np.ndarray | None = None,
 ) -> np.ndarray:
     """A lip-sync-like fake of a uint8 clip (``T x H x W``): the lower face regenerated per frame and pasted.
 
@@ -66,7 +67,9 @@ def rerender_clip(
     (flicker); otherwise one draw serves the whole clip (texture cues only). ``whole``: the whole crop is
     regenerated (talking-head generators render the entire face), no paste boundary. ``sharp``: a second random
     decoder adds its texture at full size after the up-sampling (the crisp, wrong detail of GAN and diffusion
-    decoders, re-drawn every frame), instead of only a blurred copy.
+    decoders, re-drawn every frame), instead of only a blurred copy. ``painted``: the lower face comes from a learned
+    generator instead (``T x S x S`` in [0, 1], :func:`forensics.train.mouth_render_gen.repaint`), brought to
+    the drawn resolution when that is lower, then blurred, noised and coded as the decoder's would be.
     """
     t, h, w = crops.shape
     lm = crop_landmarks(prep) + rng.normal(0, 0.03 * w, size=(5, 2))
@@ -89,8 +92,13 @@ def rerender_clip(
     out = np.empty_like(crops)
     for i in range(t):
         frame_rng = rng if independent else np.random.default_rng(seed)
-        small = cv2.resize(crops[i], (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-        if dec is not None:  # per-frame input noise makes the decoder's texture differ from frame to frame
+        if painted is not None:
+            small = painted[i]
+            if side < small.shape[0]:
+                small = cv2.resize(small, (side, side), interpolation=cv2.INTER_AREA)
+        else:
+            small = cv2.resize(crops[i], (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        if dec is not None and painted is None:  # per-frame input noise: the texture differs from frame to frame
             small = small + amp * decode(small + frame_rng.normal(0, 0.02, small.shape).astype(np.float32), dec)
         if blur:
             small = cv2.GaussianBlur(small, (0, 0), blur)
@@ -144,17 +152,28 @@ def make_pair(
     whole: float = 0.0,
     shared_flicker: bool = False,
     sharp: float = 0.0,
+    learned: float = 0.0,
+    generators: list[Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(real, fake)`` uint8 clips from one real clip: augmented, the fake re-rendered (frames independently
     with chance ``independent``; the whole crop with chance ``whole``; with crisp full-size decoder texture with
     chance ``sharp``), both degraded alike; with ``shared_flicker`` both also get one per-frame whole-clip
-    brightness wobble (:func:`wobble`), so that only flicker confined to the mouth region tells a fake."""
+    brightness wobble (:func:`wobble`), so that only flicker confined to the mouth region tells a fake. With chance
+    ``learned`` the lower face is repainted by one of ``generators`` (:mod:`forensics.train.mouth_render_gen`),
+    pasted with a mask (never the whole crop)."""
     real = augment(crops, rng)
     whole_draw = bool(rng.random() < whole) if whole > 0 else False  # no draw at 0: earlier recipes unchanged
     sharp_draw = bool(rng.random() < sharp) if sharp > 0 else False
+    painted = None
+    if learned > 0 and generators and rng.random() < learned:
+        from forensics.train.mouth_render_gen import repaint
+
+        painted = repaint(real, prep, generators[int(rng.integers(len(generators)))], rng)
+        whole_draw = False
     fake = rerender_clip(
-        real, prep, rng, independent=bool(rng.random() < independent), whole=whole_draw, sharp=sharp_draw
-    )
+        real, prep, rng, independent=bool(rng.random() < independent), whole=whole_draw, sharp=sharp_draw,
+        painted=painted,
+    )  # fmt: skip
     deg = Degradation.random(rng)
     real, fake = degrade(real, deg), degrade(fake, deg)
     if shared_flicker:
