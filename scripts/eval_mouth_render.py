@@ -45,6 +45,9 @@ def main() -> None:
     ap.add_argument("--recipes", nargs="*", default=[], help="trained states in --work (TAG.pt + TAG.json)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bench", action="store_true", help="measure the cost on the 720p talking heads")
+    ap.add_argument(
+        "--nested", action="store_true", help="choose among the recipes / weights with each generator family held out"
+    )
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,6 +85,16 @@ def main() -> None:
         lines.append(_row(name, mr.held_out_table(rows, scores, det.threshold)))
         per_file[name] = scores
     log("\n".join(header + lines))
+    if args.nested:
+        nested = mr.nested_family_choice(rows, per_file)
+        log("\nchoice with each generator family held out (mean AUC over the other families' fakes vs all reals):")
+        for fam, fold in nested["folds"].items():
+            auc = "-" if fold["auc"] is None else f"{fold['auc']:.3f}"
+            log(f"  {fam:11s} chosen {fold['chosen']}: AUC {auc}")
+        log(
+            f"  nested mean family AUC {nested['nested_mean_auc']:.3f}; each recipe's own: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in nested["mean_family_auc"].items())
+        )
     log("\nper file (method: score per weights / recipe)")
     for r in rows:
         vals = "  ".join(

@@ -257,6 +257,40 @@ def held_out_table(rows: list[Row], scores: dict[str, float | None], threshold: 
     return out
 
 
+def nested_family_choice(rows: list[Row], scores: dict[str, dict[str, float | None]]) -> dict[str, Any]:
+    """Recipes chosen with generator families held out: for each family of talking-head fakes in turn, the recipe
+    (of ``scores``: recipe -> file -> score) with the highest mean AUC over the *other* families (each family's
+    fakes against every real file) scores this family; returns each family's choice and AUC, and their mean
+    (``nested_mean_auc``) beside each recipe's own mean family AUC. The reals are shared by every fold."""
+    from forensics.train.metrics import summarize
+
+    def family_auc(recipe: str, family: str) -> float | None:
+        ok = [r for r in rows if scores[recipe].get(r.file) is not None and method_name(r) in ("real", family)]
+        y = np.array([r.label == "fake" for r in ok], int)
+        if y.all() or not y.any():
+            return None
+        return float(summarize(y, np.array([scores[recipe][r.file] for r in ok], np.float64))["auc"])
+
+    families = sorted({method_name(r) for r in rows if r.label == "fake"})
+    table = {rec: {f: family_auc(rec, f) for f in families} for rec in scores}
+    folds = {}
+    for fam in families:
+
+        def others(rec: str, fam: str = fam) -> float:
+            vals = [a for f, a in table[rec].items() if f != fam and a is not None]
+            return float(np.mean(vals)) if vals else float("-inf")
+
+        best = max(scores, key=others)
+        folds[fam] = {"chosen": best, "auc": table[best][fam]}
+    chosen = [v["auc"] for v in folds.values() if v["auc"] is not None]
+    return {
+        "folds": folds,
+        "nested_mean_auc": float(np.mean(chosen)) if chosen else None,
+        "mean_family_auc": {rec: float(np.mean([a for a in t.values() if a is not None])) for rec, t in table.items()},
+        "family_auc": table,
+    }
+
+
 def cached_file_scores(model: torch.nn.Module, files: list[CachedFile], prep: dict[str, Any] = PREP) -> dict:
     """Uncalibrated file scores from cached crops (sigmoid of the clip logits, the detector's ``track_max``):
     for comparing recipes before any is calibrated."""
