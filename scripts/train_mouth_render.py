@@ -60,14 +60,14 @@ def main() -> None:
     train_tracks = mr.usable_tracks(split["train"], mr.PREP)
     synth = {"independent": args.independent, "whole": args.whole, "shared_flicker": args.shared_flicker,
              "sharp": args.sharp} | ({"learned": args.learned} if args.learned else {})  # fmt: skip
-    generators = []
+    painters = []
     if args.learned:
         paths = gen.train_generator(train_tracks, args.work, mr.PREP, minutes=args.gen_minutes, seed=args.seed, log=log)
-        generators = gen.load_generators(paths)
+        painters = gen.painters(paths)
     model, recipe = mr.train(
         train_tracks, mr.usable_tracks(split["val"], mr.PREP), args.work, arch=arch, tag=args.tag,
         minutes=args.minutes, pairs=args.pairs, lr=args.lr, crop=args.crop,
-        synth=synth | ({"generators": generators} if generators else {}), seed=args.seed, log=log,
+        synth=synth | ({"painters": painters} if painters else {}), seed=args.seed, log=log,
     )  # fmt: skip
     torch.save(model.state_dict(), args.work / f"{args.tag}.pt")
     run = {"arch": arch, "args": vars(args) | {"data": str(args.data), "work": str(args.work)}, "recipe": recipe}

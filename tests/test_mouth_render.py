@@ -63,7 +63,7 @@ def test_make_pair_shares_the_degradation() -> None:
 def test_learned_generator_trains_repaints_and_makes_fakes(tmp_path: Path) -> None:
     """The learned mouth generator trains a few steps on real-like crops (snapshots written, a finished run reused),
     repaints every frame at its size, and ``make_pair`` pastes its repaint below the eyes only."""
-    from forensics.train.mouth_render_gen import SIZE, load_generators, mask_row, repaint, train_generator
+    from forensics.train.mouth_render_gen import SIZE, load_generators, mask_row, painters, repaint, train_generator
 
     tracks = [_clip(seed, frames=12) for seed in range(3)]
     logs: list[str] = []
@@ -77,7 +77,7 @@ def test_learned_generator_trains_repaints_and_makes_fakes(tmp_path: Path) -> No
     assert painted.shape == (5, SIZE, SIZE) and painted.min() >= 0 and painted.max() <= 1
     assert 0 < mask_row(PREP) < SIZE // 2
     rng = np.random.default_rng(4)
-    real, fake = make_pair(tracks[1][:5], PREP, rng, learned=1.0, generators=gens)
+    real, fake = make_pair(tracks[1][:5], PREP, rng, learned=1.0, painters=painters(paths))
     diff = np.abs(fake.astype(int) - real.astype(int)).mean(0)
     assert diff[:8].mean() < diff[30:50, 20:44].mean()
 

@@ -15,8 +15,11 @@ A 1 s window alone is noisy, so each is read in the context of its track, as the
 says. ``offset_hmm``: a hidden Markov chain over the audio offset, which stays from window to window
 or jumps (a splice, a dub), gives each window the posterior over offsets given all windows of the
 track (:func:`offset_posterior`); the logit is how much more probable an offset beyond 0.08 s is than
-one within it, the offset is the most probable one. Older cards average the curves (``curves``) or
-the logits (``logits``) of ``smooth_windows`` neighbouring windows (spans blur by about a second).
+one within it, the offset is the most probable one. Cards with ``offset_reference: "track"`` measure
+that offset from the track's own steady offset (:func:`track_reference`) instead of zero: a recording
+shifted as a whole by an encoder or a re-upload is evidence (``offset_pattern``: ``constant offset``),
+not a desync; a splice or a dub away from it is. Older cards average the curves (``curves``) or the
+logits (``logits``) of ``smooth_windows`` neighbouring windows (spans blur by about a second).
 
 A training-free cue rides along in the evidence: the correlation between mouth opening
 (darkness of the lip gap in the crop) and the speech envelope, at zero lag and at its best lag.

@@ -12,6 +12,7 @@ with the same settings), so the only difference to learn is the re-render.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -153,22 +154,20 @@ def make_pair(
     shared_flicker: bool = False,
     sharp: float = 0.0,
     learned: float = 0.0,
-    generators: list[Any] | None = None,
+    painters: list[Callable[[np.ndarray, dict[str, Any], np.random.Generator], np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(real, fake)`` uint8 clips from one real clip: augmented, the fake re-rendered (frames independently
     with chance ``independent``; the whole crop with chance ``whole``; with crisp full-size decoder texture with
     chance ``sharp``), both degraded alike; with ``shared_flicker`` both also get one per-frame whole-clip
     brightness wobble (:func:`wobble`), so that only flicker confined to the mouth region tells a fake. With chance
-    ``learned`` the lower face is repainted by one of ``generators`` (:mod:`forensics.train.mouth_render_gen`),
-    pasted with a mask (never the whole crop)."""
+    ``learned`` the lower face is repainted by one of ``painters`` (learned generators:
+    :func:`forensics.train.mouth_render_gen.painters`), pasted with a mask (never the whole crop)."""
     real = augment(crops, rng)
     whole_draw = bool(rng.random() < whole) if whole > 0 else False  # no draw at 0: earlier recipes unchanged
     sharp_draw = bool(rng.random() < sharp) if sharp > 0 else False
     painted = None
-    if learned > 0 and generators and rng.random() < learned:
-        from forensics.train.mouth_render_gen import repaint
-
-        painted = repaint(real, prep, generators[int(rng.integers(len(generators)))], rng)
+    if learned > 0 and painters and rng.random() < learned:
+        painted = painters[int(rng.integers(len(painters)))](real, prep, rng)
         whole_draw = False
     fake = rerender_clip(
         real, prep, rng, independent=bool(rng.random() < independent), whole=whole_draw, sharp=sharp_draw,

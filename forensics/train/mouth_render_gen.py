@@ -11,6 +11,7 @@ training give generators of rising quality; :func:`repaint` draws one per clip.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -127,6 +128,15 @@ def load_generators(paths: list[Path]) -> list[MouthGenerator]:
         gen.load_state_dict(torch.load(p, weights_only=True))
         out.append(gen.eval())
     return out
+
+
+def painters(paths: list[Path]) -> list[Callable[[np.ndarray, dict[str, Any], np.random.Generator], np.ndarray]]:
+    """One :func:`repaint` per saved snapshot: what :func:`~forensics.train.mouth_render_data.make_pair` draws from."""
+    return [functools.partial(_repaint_with, gen) for gen in load_generators(paths)]
+
+
+def _repaint_with(gen: MouthGenerator, crops: np.ndarray, prep: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+    return repaint(crops, prep, gen, rng)
 
 
 def repaint(crops: np.ndarray, prep: dict[str, Any], gen: MouthGenerator, rng: np.random.Generator) -> np.ndarray:
