@@ -57,6 +57,12 @@ def test_reencode_variants(tmp_path: Path, media_dir: Path) -> None:
     assert img.format == "jpeg" and img.width == 256
     a = open_media(reencode(write_wav(tmp_path / "s.wav"), tmp_path, "aac64")).info
     assert a.kind == "audio" and a.audio_codec == "aac"
+    src = open_media(media_dir / "talk.mp4").info
+    web = open_media(reencode(media_dir / "talk.mp4", tmp_path, "webcam")).info
+    phone = open_media(reencode(media_dir / "talk.mp4", tmp_path, "phone")).info
+    assert (web.fps, web.width, phone.fps, phone.width) == (pytest.approx(15), 160, pytest.approx(30), src.width)
+    assert abs(web.duration - src.duration) < 0.1 and abs(phone.duration - src.duration) < 0.1 and web.has_audio
+    assert not applies("webcam", a) and not applies("phone", img)
 
 
 def test_aac64_on_a_video_changes_only_its_sound(tmp_path: Path, media_dir: Path) -> None:

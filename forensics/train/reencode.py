@@ -1,9 +1,10 @@
-"""Platform-style re-encoding for robustness evaluation: H.264 at a CRF, downscaling, JPEG, AAC.
+"""Platform-style re-encoding for robustness evaluation: H.264 at a CRF, downscaling, JPEG, AAC, and the frame
+rates of webcams and phones.
 
 A variant applies to the kinds of media it changes (:func:`applies`): ``crf23``, ``crf32`` and ``half``
 to images and videos, ``aac64`` to audio files and to videos with an audio track (whose video stream it
-copies untouched). A detector is evaluated by default on the variants that change what it reads
-(:func:`default_variants`).
+copies untouched), ``webcam`` and ``phone`` to videos only. A detector is evaluated by default on the
+variants that change what it reads (:func:`default_variants`; the two recording kinds on request).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from forensics.detectors.base import LISTENING_UNITS
 from forensics.media import open_media
 
 PICTURE_VARIANTS = ("crf23", "crf32", "half")
-VARIANTS = ("original", *PICTURE_VARIANTS, "aac64")
+RECORDING_VARIANTS = ("webcam", "phone")  # videos: 15 fps at half size, CRF 28; 30 fps (frames repeated), CRF 23
+VARIANTS = ("original", *PICTURE_VARIANTS, "aac64", *RECORDING_VARIANTS)
+_CODING = {"crf23": (23, 1.0, None), "crf32": (32, 1.0, None), "half": (23, 0.5, None),
+           "webcam": (28, 0.5, 15.0), "phone": (23, 1.0, 30.0)}  # fmt: skip  # CRF, scale, frame rate
 
 
 def applies(variant: str, info: Any) -> bool:
@@ -31,6 +35,8 @@ def applies(variant: str, info: Any) -> bool:
         return True
     if variant == "aac64":
         return info.kind == "audio" or (info.kind == "video" and info.has_audio)
+    if variant in RECORDING_VARIANTS:
+        return info.kind == "video"
     return info.kind in ("image", "video")
 
 
@@ -47,8 +53,10 @@ def reencode(src: Path, dst_dir: Path, variant: str) -> Path:
     Videos: ``crf23``/``crf32`` re-encode with libx264 at that CRF (audio re-encoded as AAC),
     ``half`` downscales by two (CRF 23), ``aac64`` keeps the video stream as it is and re-encodes the
     audio (mono) as AAC at 64 kbit/s. Images: ``crf23`` -> JPEG q90, ``crf32`` -> JPEG q70, ``half`` ->
-    half size JPEG q90. Audio: ``aac64`` -> AAC at 64 kbit/s in MP4. A variant that does not apply to the
-    file (:func:`applies`) raises ``ValueError``.
+    half size JPEG q90. Audio: ``aac64`` -> AAC at 64 kbit/s in MP4. ``webcam`` re-times a video to 15 fps at
+    half size (CRF 28), ``phone`` to 30 fps (CRF 23): each output frame is the source frame showing at its
+    time, so a 25 fps clip at 30 fps repeats every fifth frame, as frame-rate conversion does. A variant that
+    does not apply to the file (:func:`applies`) raises ``ValueError``.
     """
     if variant == "original":
         return src
@@ -75,10 +83,12 @@ def reencode(src: Path, dst_dir: Path, variant: str) -> Path:
             out = dst_dir / f"{stem}.mp4"
             _replace_audio(src, out, media.audio(sr), sr, bitrate=64000)
         return out
-    crf = {"crf23": 23, "crf32": 32, "half": 23}[variant]
-    scale = 0.5 if variant == "half" else 1.0
+    crf, scale, rate = _CODING[variant]
     fps = media.info.fps or 25.0
     frames = [f.image for f in media.iter_frames(fps=fps, max_frames=100_000)]
+    if rate is not None:  # the frame showing at each output time
+        idx = np.floor(np.arange(int(len(frames) / fps * rate)) / rate * fps + 1e-6).astype(int)
+        frames, fps = [frames[min(i, len(frames) - 1)] for i in idx], rate
     if scale != 1.0:
         frames = [
             cv2.resize(f, (f.shape[1] // 2 // 2 * 2, f.shape[0] // 2 // 2 * 2), interpolation=cv2.INTER_AREA)
