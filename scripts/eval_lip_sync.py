@@ -20,7 +20,7 @@
    the held-out clips and the HyperLips inputs re-encoded, then the shift test of 1 on them (``original``
    gives the same 10 clips untouched, for comparison).
 
-    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v9] [--write-card]
+    python scripts/eval_lip_sync.py [--weights lip_sync.sync_v10] [--write-card]
 
 ``--write-card`` records these numbers in the shipped card (metrics.full_pipeline) and re-saves it.
 """

@@ -4,7 +4,7 @@ of sources neither trained nor validated on (LivePortrait, FSGAN, HyperLips inpu
 
 File AUC, TPR at 1 % FPR, real and fake files flagged at each card's threshold, every file's score.
 
-    python scripts/eval_mouth_render.py                                  # shipped weights + lip_sync.sync_v9
+    python scripts/eval_mouth_render.py                                  # shipped weights + lip_sync.sync_v10
     python scripts/eval_mouth_render.py --recipes A_base B_texture       # recipes from --work, on cached crops
     python scripts/eval_mouth_render.py --weights --bench --threads 2    # cost on the 720p talking heads only
 
@@ -41,7 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=Path("/tmp/mouth_render"))
-    ap.add_argument("--weights", nargs="*", default=["mouth_render.render_v1", "lip_sync.sync_v9"])
+    ap.add_argument("--weights", nargs="*", default=["mouth_render.render_v1", "lip_sync.sync_v10"])
     ap.add_argument("--recipes", nargs="*", default=[], help="trained states in --work (TAG.pt + TAG.json)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bench", action="store_true", help="measure the cost on the 720p talking heads")

@@ -18,11 +18,14 @@ logits through the full detector pipeline.
     python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v7 --smoothing offset_hmm --hmm-beta 7 \\
         --hmm-switch 0.5 --variants original crf23 crf32 half aac64 --tag sync_v8
     python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v8 --smoothing offset_hmm --hmm-beta 7 \\
-        --hmm-switch 0.5 --variants original crf23 crf32 half aac64 --steady-confidence 0.08 --tag sync_v9  # shipped
+        --hmm-switch 0.5 --variants original crf23 crf32 half aac64 --steady-confidence 0.08 --tag sync_v9
+    python scripts/recalibrate_lip_sync.py --source lip_sync.sync_v9 --smoothing offset_hmm --hmm-beta 7 \\
+        --hmm-switch 0.5 --variants original crf23 crf32 half aac64 webcam phone --steady-confidence 0.08 \\
+        --tag sync_v10  # shipped
 
 A source is any weights with a trained network (sync_v4, v5 and v6 share one; they are in the repository's
 history: ``git show 44f8d76:models/lip_sync.sync_v4.safetensors > v4.safetensors``, ``2870ed4:...sync_v5``,
-``642df8f:...sync_v6``, ``2afb6ab:...sync_v7``, ``d83ee6c:...sync_v8``).
+``642df8f:...sync_v6``, ``2afb6ab:...sync_v7``, ``d83ee6c:...sync_v8``, ``6c5e792:...sync_v9``).
 
 Calibration data: the held-out real clips listed in the card (never trained on), as they are and re-encoded
 as ``--variants`` says (``forensics.train.reencode``), with their own audio (negatives) and with the audio

@@ -1,4 +1,4 @@
-"""Train one network of the shipped ``models/lip_sync.sync_v9`` ensemble (seed 0 is written as ``sync_v4``,
+"""Train one network of the shipped ``models/lip_sync.sync_v10`` ensemble (seed 0 is written as ``sync_v4``,
 ``--seed N`` trains the other members): self-supervised audio-visual sync on ../shared/data.
 ``scripts/recalibrate_lip_sync.py`` then combines them into the shipped weights (commands in its docstring).
 

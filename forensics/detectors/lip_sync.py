@@ -428,7 +428,7 @@ class LipSyncDetector(MouthPassDetector):
         name="lip_sync",
         kinds=("video",),
         unit="av_window",
-        default_weights="sync_v9",
+        default_weights="sync_v10",
         aggregation="mean",
         description="two-stream mouth/log-mel sync network: per-window sync confidence and audio-video offset",
     )
