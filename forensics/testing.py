@@ -9,7 +9,10 @@ voice), so tests and benchmark scripts exercise the real decoding and face pipel
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -565,3 +568,27 @@ def embed_dwt_dct(image: np.ndarray, bits: list[int], *, scale: float = 36.0) ->
     out = image.copy()
     out[: h // 4 * 4, : w // 4 * 4] = bgr[..., ::-1]
     return out
+
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+def _ordinary_scheduling() -> None:
+    """In the child before exec: leave a real-time scheduling class (some sandboxes run their processes
+    SCHED_FIFO; headless Chromium's helpers then spin at real-time priority and starve the machine)."""
+    if os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+def headless_chromium(url: str, profile: Path, *extra: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    """Run headless Chromium on ``url`` (profile in ``profile``) with ordinary scheduling; its output as text."""
+    if CHROMIUM is None:
+        raise FileNotFoundError("chromium is not installed")
+    cmd = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", *extra, url,
+    ]  # fmt: skip
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, check=False, preexec_fn=_ordinary_scheduling
+    )

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -21,10 +20,9 @@ import forensics
 from forensics.cli import main
 from forensics.detectors import register
 from forensics.report.html import write_html
-from forensics.testing import face_photo, write_image, write_video, write_wav
+from forensics.testing import CHROMIUM, face_photo, headless_chromium, write_image, write_video, write_wav
 from forensics.weights import user_weights_dir
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 INJECTED_TITLE = "<script>document.title='pwned'</script>"
 
 
@@ -199,12 +197,7 @@ def test_cli_report(scanned: tuple[Path, list[Path]], tmp_path: Path) -> None:
 
 
 def _chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", *extra, url,
-    ]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
+    return headless_chromium(url, tmp_path / "chromium-profile", *extra)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")

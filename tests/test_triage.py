@@ -19,7 +19,17 @@ from forensics.media import open_media
 from forensics.media.core import Media
 from forensics.report import load_results
 from forensics.results import MediaReport
-from forensics.testing import campaign, make_copy, pair_scores, panning_video, photo, speechlike, write_image
+from forensics.testing import (
+    CHROMIUM,
+    campaign,
+    headless_chromium,
+    make_copy,
+    pair_scores,
+    panning_video,
+    photo,
+    speechlike,
+    write_image,
+)
 from forensics.triage.cluster import (
     Fingerprint,
     audio_match,
@@ -352,12 +362,11 @@ def test_html_campaign_view_and_blur(generated: tuple[Path, dict[Path, int], lis
     assert "<img" not in unblurred  # no thumbnails asked: the strips stay empty
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_campaign_view_in_headless_chromium(
     generated: tuple[Path, dict[Path, int], list[Path]], tmp_path: Path
 ) -> None:
     import re
-    import subprocess
 
     from forensics.report.html import write_html
 
@@ -365,10 +374,7 @@ def test_campaign_view_in_headless_chromium(
     report = write_html(results, tmp_path / "r.html", thumbnails=1)
 
     def dom(fragment: str) -> str:
-        cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-               "--disable-background-networking", "--disable-component-update",
-               f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", f"{report.as_uri()}#{fragment}"]  # fmt: skip
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False).stdout
+        return headless_chromium(f"{report.as_uri()}#{fragment}", tmp_path / "profile", "--dump-dom").stdout
 
     n_multi = len(set(truth.values()))
     # Sorting by size, largest first; every cluster shown.
