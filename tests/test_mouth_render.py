@@ -73,7 +73,7 @@ def test_learned_generator_trains_repaints_and_makes_fakes(tmp_path: Path) -> No
     assert train_generator(tracks, tmp_path, PREP, minutes=0.05, snapshots=2, log=logs.append) == paths
     assert sum("snapshot" in line for line in logs) == 2  # nothing retrained
     gens = load_generators(paths)
-    painted = repaint(tracks[0][:5], PREP, gens[0], np.random.default_rng(0))
+    painted = repaint(gens[0], tracks[0][:5], PREP, np.random.default_rng(0))
     assert painted.shape == (5, SIZE, SIZE) and painted.min() >= 0 and painted.max() <= 1
     assert 0 < mask_row(PREP) < SIZE // 2
     rng = np.random.default_rng(4)

@@ -31,6 +31,7 @@ functions.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -498,8 +499,8 @@ class LipSyncDetector(MouthPassDetector):
                 )  # fmt: skip
         if not units:
             raise SkipDetection(f"no window of {wf / fps:.1f} s with both a visible mouth and speech")
-        most = max(sum(u.track == t.track for u in units) for t in big)
-        if prep.get("offset_reference", "zero") == "track" and most < MIN_TRACK_WINDOWS:
+        most = max(Counter(u.track for u in units).values())
+        if self.reads_against_track and most < MIN_TRACK_WINDOWS:
             raise SkipDetection(
                 f"at most {most} window(s) of speech with a visible mouth on one face track: too few to tell a"
                 f" steady audio offset (a re-encode) from a sync break (needs {MIN_TRACK_WINDOWS})"
@@ -552,15 +553,21 @@ class LipSyncDetector(MouthPassDetector):
             logits = posterior_logits(post)
             for u, q, z in zip(units, post, logits, strict=True):
                 u.extra["posterior"], u.extra["zero_offset_logit"] = q, z
-            if prep.get("offset_reference", "zero") == "track":
-                for idx in track_order(units):
-                    ref, _ = track_reference(post[idx], raw[idx], float(prep["fps"]), **self._steady())
+            for idx in track_order(units):  # each track's steady offset, read once (the evidence reports it)
+                ref, pattern = track_reference(post[idx], raw[idx], float(prep["fps"]), **self._steady())
+                units[idx[0]].extra["track_reference"] = (ref, pattern)
+                if self.reads_against_track:
                     logits[idx] = posterior_logits(post[idx], ref)
             return logits.astype(np.float32)
         if smoothing != "curves":
             return smooth_windows(units, logits, int(prep.get("smooth_windows", 1))).astype(np.float32)
         with torch.inference_mode():
             return self.model.logit_from_curve(torch.from_numpy(curves)).float().numpy()
+
+    @property
+    def reads_against_track(self) -> bool:
+        """Whether the card measures offsets from each track's steady offset (``offset_reference: "track"``)."""
+        return self.preprocessing.get("offset_reference", "zero") == "track"
 
     def _steady(self) -> dict[str, float]:
         """:func:`track_reference`'s thresholds from the card (older cards: any confidence)."""
@@ -590,7 +597,7 @@ class LipSyncDetector(MouthPassDetector):
         if post is not None:  # how sure each offset is: posterior mass within NEAR_FRAMES of it
             for w, q, b in zip(windows, post, best, strict=True):
                 w["offset_probability"] = round(float(q[max(0, b - NEAR_FRAMES) : b + NEAR_FRAMES + 1].sum()), 4)
-        by_track = self.preprocessing.get("offset_reference", "zero") == "track"
+        by_track = self.reads_against_track
         if by_track:  # the window read against zero offset, beside its score against the track's reference
             zero = calibrate(np.array([u.extra["zero_offset_logit"] for u in units]), self.calibration)
             for w, z in zip(windows, zero, strict=True):
@@ -609,8 +616,7 @@ class LipSyncDetector(MouthPassDetector):
             if post is None:
                 track["offset_pattern"] = offset_pattern(offsets[sel], NEAR_FRAMES / fps)
             else:
-                raw = np.stack([units[i].extra["curve"] for i in idx])
-                ref, track["offset_pattern"] = track_reference(post[idx], raw, fps, **self._steady())
+                ref, track["offset_pattern"] = units[idx[0]].extra["track_reference"]
                 if by_track:
                     track["reference_offset_s"] = round(ref / fps, 3)
             tracks.append(track)

@@ -275,12 +275,8 @@ def nested_family_choice(rows: list[Row], scores: dict[str, dict[str, float | No
     table = {rec: {f: family_auc(rec, f) for f in families} for rec in scores}
     folds = {}
     for fam in families:
-
-        def others(rec: str, fam: str = fam) -> float:
-            vals = [a for f, a in table[rec].items() if f != fam and a is not None]
-            return float(np.mean(vals)) if vals else float("-inf")
-
-        best = max(scores, key=others)
+        others = {rec: [a for f, a in t.items() if f != fam and a is not None] for rec, t in table.items()}
+        best = max(scores, key=lambda rec: float(np.mean(others[rec])) if others[rec] else float("-inf"))
         folds[fam] = {"chosen": best, "auc": table[best][fam]}
     chosen = [v["auc"] for v in folds.values() if v["auc"] is not None]
     return {

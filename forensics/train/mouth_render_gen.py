@@ -132,14 +132,10 @@ def load_generators(paths: list[Path]) -> list[MouthGenerator]:
 
 def painters(paths: list[Path]) -> list[Callable[[np.ndarray, dict[str, Any], np.random.Generator], np.ndarray]]:
     """One :func:`repaint` per saved snapshot: what :func:`~forensics.train.mouth_render_data.make_pair` draws from."""
-    return [functools.partial(_repaint_with, gen) for gen in load_generators(paths)]
+    return [functools.partial(repaint, gen) for gen in load_generators(paths)]
 
 
-def _repaint_with(gen: MouthGenerator, crops: np.ndarray, prep: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-    return repaint(crops, prep, gen, rng)
-
-
-def repaint(crops: np.ndarray, prep: dict[str, Any], gen: MouthGenerator, rng: np.random.Generator) -> np.ndarray:
+def repaint(gen: MouthGenerator, crops: np.ndarray, prep: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
     """The generator's ``SIZE`` px repaint of each frame of a uint8 clip, in [0, 1] (``T x SIZE x SIZE``), with a
     reference frame drawn from the clip; the caller brings it to size and pastes it."""
     small = _small(crops)
