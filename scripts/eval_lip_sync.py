@@ -66,8 +66,7 @@ def main() -> None:
 
     sr = int(det.preprocessing["sample_rate"])
     held_out = [
-        le.Clip.open(next((args.data / "real_video").glob(f"{name.removeprefix('real__')}.*")), sr)
-        for name in det.card["training_data"]["validation"]
+        le.Clip.open(path, sr) for path in le.card_clip_paths(det.card, args.data)
     ]  # each clip is decoded once: the shift test first (it times that pass), then dubbing and splicing
     shifted, own_held_out = le.shift_test(det, held_out, log)
     print("held-out clips, audio shifted by +-0.3..0.5 s:", json.dumps(shifted, indent=1))

@@ -5,7 +5,7 @@ audio, with the whole track shifted (a constant offset, as encoders and re-uploa
 
 ``--clips card``: the held-out real clips of the card (they calibrate it). ``--clips independent``: real talking
 heads of sources the lip_sync networks never trained on nor were calibrated with (interviews, an address, a
-radio studio, a film scene, two 720p talking heads; see ``INDEPENDENT_REPOS``).
+radio studio, a film scene, two 720p talking heads; ``forensics.train.lip_sync_eval.INDEPENDENT_REPOS``).
 
     python scripts/eval_offset_pattern.py [--clips card|independent] [--shifts 0.3 -0.4] [--threads 2]
 """
@@ -22,24 +22,9 @@ import torch
 import forensics
 from forensics.train import lip_sync_eval as le
 from forensics.train.lip_sync_data import shift_wav
-from forensics.train.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
-# real videos of these repositories were never used by lip_sync's training or calibration (HyperLips' two
-# inputs are in the card's HyperLips tests, which choose nothing)
-INDEPENDENT_REPOS = (
-    "YuvalNirkin/fsgan", "tencent-ailab/V-Express", "wujinzhong/Wav2Lip_TensorRT", "cyshih704/Deepfake-Detection",
-    "semchan/HyperLips",
-)  # fmt: skip
 KINDS = ["in sync", "constant offset", "offset changes", "too short"]
-
-
-def clip_paths(data: Path, which: str, det: object) -> list[Path]:
-    if which == "card":
-        names = [n.removeprefix("real__") for n in det.card["training_data"]["validation"]]
-        return [next((data / "real_video").glob(f"{name}.*")) for name in names]
-    rows = read_manifest(data)
-    return [data / r.file for r in rows if r.label == "real" and r.kind == "video" and r.repo in INDEPENDENT_REPOS]
 
 
 def main() -> None:
@@ -53,13 +38,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     det = forensics.create_detector("lip_sync", args.weights)
     sr = int(det.preprocessing["sample_rate"])
-    clips = []
-    for path in clip_paths(args.data, args.clips, det):
-        media = forensics.media.open_media(path)
-        if media.info.has_audio:
-            clips.append(le.Clip.open(path, sr))
-        else:
-            print(f"{path.name}: no audio track, left out")
+    paths = le.card_clip_paths(det.card, args.data) if args.clips == "card" else le.independent_clip_paths(args.data)
+    clips = le.Clip.open_with_audio(paths, sr, print)
     patterns: dict[str, Counter] = {}
     flagged: dict[str, list[bool]] = {}
     for i, clip in enumerate(clips):

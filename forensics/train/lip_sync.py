@@ -35,6 +35,7 @@ from forensics.train.lip_sync_data import (
     speech_windows,
     sync_loss,
 )
+from forensics.train.lip_sync_eval import card_clip_paths
 from forensics.train.manifest import Row, read_manifest
 from forensics.train.metrics import summarize
 from forensics.train.reencode import reencode
@@ -384,8 +385,7 @@ def recalibrate(
     sr = int(det.preprocessing["sample_rate"])
     logits, labels, real_files = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in det.card["training_data"]["validation"]:
-            path = next((data / "real_video").glob(f"{name.removeprefix('real__')}.*"))
+        for path in card_clip_paths(det.card, data):
             for variant in variants:
                 media = open_media(reencode(path, Path(tmp) / variant, variant))
                 wav = media.audio(sr)
@@ -397,7 +397,7 @@ def recalibrate(
                     labels.append(np.full(len(lg), int(shift != 0)))
                     if shift == 0:
                         real_files.append(lg)
-            log(f"  {name}: {sum(len(x) for x in real_files)} aligned windows so far")
+            log(f"  {path.stem}: {sum(len(x) for x in real_files)} aligned windows so far")
     lg, lab = np.concatenate(logits), np.concatenate(labels)
     t, b = fit_temperature(lg, lab)
     agg = det.aggregation_name

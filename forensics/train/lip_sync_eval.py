@@ -21,6 +21,26 @@ from forensics.train.lip_sync_data import SHIFTS, shift_wav
 from forensics.train.metrics import summarize
 
 Log = Callable[[str], None]
+# real talking heads whose videos lip_sync never trained on nor was calibrated with (HyperLips' two inputs are in
+# the card's HyperLips tests, which choose nothing): interviews, an address, a radio studio, a film scene
+INDEPENDENT_REPOS = (
+    "YuvalNirkin/fsgan", "tencent-ailab/V-Express", "wujinzhong/Wav2Lip_TensorRT", "cyshih704/Deepfake-Detection",
+    "semchan/HyperLips",
+)  # fmt: skip
+
+
+def card_clip_paths(card: dict[str, Any], data: Path) -> list[Path]:
+    """The real clips a lip_sync card lists as held out (``training_data.validation``), in ``data/real_video``."""
+    names = [n.removeprefix("real__") for n in card["training_data"]["validation"]]
+    return [next((data / "real_video").glob(f"{name}.*")) for name in names]
+
+
+def independent_clip_paths(data: Path) -> list[Path]:
+    """The real videos of :data:`INDEPENDENT_REPOS` in the manifest of ``data``."""
+    from forensics.train.manifest import read_manifest
+
+    rows = read_manifest(data)
+    return [data / r.file for r in rows if r.label == "real" and r.kind == "video" and r.repo in INDEPENDENT_REPOS]
 
 
 @dataclass
@@ -34,6 +54,18 @@ class Clip:
     def open(cls, path: Path, sr: int) -> Clip:
         media = open_media(path)
         return cls(media, media.audio(sr))
+
+    @classmethod
+    def open_with_audio(cls, paths: list[Path], sr: int, log: Log) -> list[Clip]:
+        """The clips of ``paths`` that have an audio track, each opened once; the others reported."""
+        clips = []
+        for path in paths:
+            media = open_media(path)
+            if media.info.has_audio:
+                clips.append(cls(media, media.audio(sr)))
+            else:
+                log(f"{path.name}: no audio track, left out")
+        return clips
 
     @property
     def name(self) -> str:
